@@ -1,0 +1,152 @@
+// Package format encodes and decodes a whole tree — metadata, one resolve
+// record per service, and the compiled database index — in each on-disk
+// format version treeshift knows. Codecs are pure: they turn a model.Tree into
+// files and back, and never touch the disk themselves, so the tree package
+// decides where and how durably those files land.
+//
+// Every file a codec writes states its version, and every decoder rejects an
+// unknown version, a checksum mismatch, truncation or garbage with a
+// *FileError naming the file; none panics and none falls back to a default.
+package format
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+
+	"github.com/treeshift/treeshift/model"
+)
+
+// File is one file of an encoded tree.
+type File = model.File
+
+// Codec reads and writes one format version.
+type Codec interface {
+	// Version is the format's number, stated in every file it writes.
+	Version() int
+	// Summary says in one line what the version is and what changed in it.
+	Summary() string
+	// Marker is the file whose presence identifies a tree of this version.
+	Marker() string
+	// Encode returns the files that represent t, in a stable order.
+	Encode(t *model.Tree) ([]File, error)
+	// Decode reads a tree from fsys, rooted at the tree directory.
+	Decode(fsys fs.FS) (*model.Tree, error)
+}
+
+// FileError says what is wrong with which file of a tree. Name is relative to
+// the tree directory; callers rebase it onto the real path.
+type FileError struct {
+	Name string
+	Msg  string
+}
+
+func (e *FileError) Error() string { return e.Name + ": " + e.Msg }
+
+func bad(name, format string, args ...any) error {
+	return &FileError{Name: name, Msg: fmt.Sprintf(format, args...)}
+}
+
+// UnknownVersionError reports a file stating a version this binary does not
+// know, typically written by a newer treeshift.
+type UnknownVersionError struct {
+	Name    string
+	Version string
+}
+
+func (e *UnknownVersionError) Error() string {
+	return fmt.Sprintf("%s: unknown format version %s (this treeshift knows %s)", e.Name, e.Version, knownList())
+}
+
+var codecs = []Codec{v1{}, v2{}, v3{}}
+
+// All returns every known codec, oldest first.
+func All() []Codec { return slices.Clone(codecs) }
+
+// Newest is the newest format version.
+func Newest() int { return codecs[len(codecs)-1].Version() }
+
+// Get returns the codec of version v.
+func Get(v int) (Codec, error) {
+	for _, c := range codecs {
+		if c.Version() == v {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("unknown format version %d (this treeshift knows %s)", v, knownList())
+}
+
+func knownList() string {
+	s := ""
+	for i, c := range codecs {
+		if i > 0 {
+			s += ", "
+		}
+		s += fmt.Sprint(c.Version())
+	}
+	return s
+}
+
+// Detect finds the codec whose marker file a tree directory holds. A directory
+// holding none is not a tree treeshift can read.
+func Detect(fsys fs.FS) (Codec, error) {
+	var found []Codec
+	for _, c := range codecs {
+		if _, err := fs.Stat(fsys, c.Marker()); err == nil {
+			found = append(found, c)
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return nil, bad(c.Marker(), "%v", err)
+		}
+	}
+	switch len(found) {
+	case 0:
+		names := ""
+		for i, c := range codecs {
+			if i > 0 {
+				names += ", "
+			}
+			names += c.Marker()
+		}
+		return nil, bad(".", "no tree record found (looked for %s): not a tree, or a format newer than this treeshift", names)
+	case 1:
+		return found[0], nil
+	}
+	return nil, bad(".", "holds records of several formats (%s and %s)", found[0].Marker(), found[1].Marker())
+}
+
+// Read detects the format of the tree in fsys and decodes it, then checks the
+// result's invariants, so every caller gets a valid tree or an error.
+func Read(fsys fs.FS) (*model.Tree, int, error) {
+	c, err := Detect(fsys)
+	if err != nil {
+		return nil, 0, err
+	}
+	t, err := c.Decode(fsys)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := t.Validate(); err != nil {
+		return nil, 0, bad(c.Marker(), "%v", err)
+	}
+	return t, c.Version(), nil
+}
+
+// readFile reads name from fsys, turning a missing or unreadable file into a
+// FileError naming it.
+func readFile(fsys fs.FS, name string) ([]byte, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, bad(name, "%v", unwrapFS(err))
+	}
+	return b, nil
+}
+
+// unwrapFS drops the *fs.PathError wrapper: FileError names the file itself.
+func unwrapFS(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,282 @@
+package format
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/treeshift/treeshift/model"
+)
+
+// v1 is the line-based text format: a meta file, one resolve file per service
+// and a text index, each a list of key=value lines starting with format=1.
+type v1 struct{}
+
+func (v1) Version() int   { return 1 }
+func (v1) Marker() string { return "meta" }
+func (v1) Summary() string {
+	return "line-based text: meta, one key=value resolve file per service, text index"
+}
+
+const v1Header = "format=1"
+
+// v1Keys lists, in file order, the keys of a v1 resolve file; env repeats.
+var v1Keys = []string{"name", "type", "description", "version", "user", "depends", "contents", "enabled",
+	"source", "digest", "start.build", "start.shebang", "start.execute", "stop.build", "stop.shebang", "stop.execute"}
+
+func (v1) Encode(t *model.Tree) ([]File, error) {
+	var files []File
+	var b strings.Builder
+	kv := func(k, v string) { b.WriteString(k + "=" + escape(v) + "\n") }
+	b.WriteString(v1Header + "\n")
+	kv("name", t.Name)
+	kv("allow", strings.Join(t.Allow, ","))
+	names := make([]string, len(t.Services))
+	for i, s := range t.Services {
+		names[i] = s.Name
+	}
+	kv("services", strings.Join(names, ","))
+	files = append(files, File{Name: "meta", Data: v1End(&b), Mode: 0o644})
+	for _, s := range t.Services {
+		b.Reset()
+		b.WriteString(v1Header + "\n")
+		vals := []string{s.Name, s.Type, s.Description, s.Version, strings.Join(s.User, ","), strings.Join(s.Depends, ","),
+			strings.Join(s.Contents, ","), strconv.FormatBool(s.Enabled), s.Source, s.Digest,
+			s.Start.Build, s.Start.Shebang, s.Start.Execute, s.Stop.Build, s.Stop.Shebang, s.Stop.Execute}
+		for i, k := range v1Keys {
+			kv(k, vals[i])
+		}
+		for _, e := range s.Env {
+			kv("env", e.Key+"="+e.Value)
+		}
+		files = append(files, File{Name: "resolve/" + s.Name, Data: v1End(&b), Mode: 0o644})
+	}
+	b.Reset()
+	b.WriteString(v1Header + "\n")
+	for _, e := range t.Index.Entries {
+		deps := strings.Join(e.Deps, ",")
+		if deps == "" {
+			deps = "-"
+		}
+		kv("entry", e.Name+" "+e.Type+" "+deps)
+	}
+	files = append(files, File{Name: "compiled/index", Data: v1End(&b), Mode: 0o644})
+	return files, nil
+}
+
+// v1End appends the trailer that makes truncation at a line boundary visible:
+// "end=N", N counting the lines between the header and the trailer.
+func v1End(b *strings.Builder) []byte {
+	n := strings.Count(b.String(), "\n") - 1
+	b.WriteString("end=" + strconv.Itoa(n) + "\n")
+	return []byte(b.String())
+}
+
+func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
+	meta, err := v1Read(fsys, "meta", map[string]bool{"name": true, "allow": true, "services": true})
+	if err != nil {
+		return nil, err
+	}
+	t := &model.Tree{Name: meta.one("name"), Allow: list(meta.one("allow"))}
+	listed := list(meta.one("services"))
+	// A resolve file that meta does not list is as wrong as a missing one:
+	// either means the tree was changed behind treeshift's back.
+	if entries, err := fs.ReadDir(fsys, "resolve"); err == nil {
+		for _, de := range entries {
+			if !slices.Contains(listed, de.Name()) {
+				return nil, bad(path.Join("resolve", de.Name()), "not listed in meta's services=")
+			}
+		}
+	} else if len(listed) > 0 || !errors.Is(err, fs.ErrNotExist) {
+		return nil, bad("resolve", "%v", unwrapFS(err))
+	}
+	known := map[string]bool{"env": true}
+	for _, k := range v1Keys {
+		known[k] = true
+	}
+	for _, svc := range listed {
+		name := path.Join("resolve", svc)
+		if fi, err := fs.Stat(fsys, name); err == nil && !fi.Mode().IsRegular() {
+			return nil, bad(name, "is not a regular file")
+		}
+		r, err := v1Read(fsys, name, known)
+		if err != nil {
+			return nil, err
+		}
+		enabled, err := strconv.ParseBool(r.one("enabled"))
+		if err != nil {
+			return nil, bad(name, "enabled=%q is not true or false", r.one("enabled"))
+		}
+		s := model.Service{
+			Name: r.one("name"), Type: r.one("type"), Description: r.one("description"), Version: r.one("version"),
+			User: list(r.one("user")), Depends: list(r.one("depends")), Contents: list(r.one("contents")),
+			Enabled: enabled, Source: r.one("source"), Digest: r.one("digest"),
+			Start: model.Script{Build: r.one("start.build"), Shebang: r.one("start.shebang"), Execute: r.one("start.execute")},
+			Stop:  model.Script{Build: r.one("stop.build"), Shebang: r.one("stop.shebang"), Execute: r.one("stop.execute")},
+		}
+		for _, e := range r.all("env") {
+			k, v, ok := strings.Cut(e, "=")
+			if !ok {
+				return nil, bad(name, "env=%q is not KEY=VALUE", e)
+			}
+			s.Env = append(s.Env, model.EnvVar{Key: k, Value: v})
+		}
+		if s.Name != svc {
+			return nil, bad(name, "records service %q under the name %q", s.Name, svc)
+		}
+		t.Services = append(t.Services, s)
+	}
+	idx, err := v1Read(fsys, "compiled/index", map[string]bool{"entry": true})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range idx.all("entry") {
+		f := strings.Split(e, " ")
+		if len(f) != 3 {
+			return nil, bad("compiled/index", "entry=%q is not \"NAME TYPE DEPS\"", e)
+		}
+		deps := []string(nil)
+		if f[2] != "-" {
+			deps = list(f[2])
+		}
+		t.Index.Entries = append(t.Index.Entries, model.IndexEntry{Name: f[0], Type: f[1], Deps: deps})
+	}
+	return t, nil
+}
+
+// v1Record is a decoded key=value file: keys in order with their values.
+type v1Record struct {
+	keys, vals []string
+}
+
+func (r *v1Record) one(k string) string {
+	for i, kk := range r.keys {
+		if kk == k {
+			return r.vals[i]
+		}
+	}
+	return ""
+}
+
+func (r *v1Record) all(k string) []string {
+	var out []string
+	for i, kk := range r.keys {
+		if kk == k {
+			out = append(out, r.vals[i])
+		}
+	}
+	return out
+}
+
+// v1Read parses a v1 file. Keys in known map to whether they may repeat only
+// for "env" and "entry"; every other key must appear exactly once.
+func v1Read(fsys fs.FS, name string, known map[string]bool) (*v1Record, error) {
+	b, err := readFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, bad(name, "empty file")
+	}
+	if b[len(b)-1] != '\n' {
+		return nil, bad(name, "truncated: the last line has no newline")
+	}
+	lines := strings.Split(string(b[:len(b)-1]), "\n")
+	if k, v, _ := strings.Cut(lines[0], "="); k != "format" {
+		return nil, bad(name, "line 1: expected format=1, found %q", clip(lines[0]))
+	} else if v != "1" {
+		if _, err := strconv.Atoi(v); err == nil {
+			return nil, &UnknownVersionError{Name: name, Version: v}
+		}
+		return nil, bad(name, "line 1: format=%q is not a version number", clip(v))
+	}
+	last := lines[len(lines)-1]
+	if want := "end=" + strconv.Itoa(len(lines)-2); len(lines) < 2 || last != want {
+		if strings.HasPrefix(last, "end=") {
+			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", len(lines)-2, clip(last))
+		}
+		return nil, bad(name, "truncated: the last line is %q, expected %s", clip(last), want)
+	}
+	lines = lines[:len(lines)-1]
+	r := &v1Record{}
+	seen := map[string]int{}
+	for i, line := range lines[1:] {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, bad(name, "line %d: %q is not key=value", i+2, clip(line))
+		}
+		if !known[k] {
+			return nil, bad(name, "line %d: unknown key %q", i+2, clip(k))
+		}
+		if prev, dup := seen[k]; dup && k != "env" && k != "entry" {
+			return nil, bad(name, "line %d: key %q repeated (first at line %d)", i+2, k, prev)
+		}
+		seen[k] = i + 2
+		uv, err := unescape(v)
+		if err != nil {
+			return nil, bad(name, "line %d: %v", i+2, err)
+		}
+		r.keys = append(r.keys, k)
+		r.vals = append(r.vals, uv)
+	}
+	for k := range known {
+		if _, ok := seen[k]; !ok && k != "env" && k != "entry" {
+			return nil, bad(name, "missing key %q", k)
+		}
+	}
+	return r, nil
+}
+
+// escape makes a value fit on one line: backslash and newline are escaped.
+func escape(s string) string {
+	if !strings.ContainsAny(s, "\\\n") {
+		return s
+	}
+	s = strings.ReplaceAll(s, "\\", "\\\\")
+	return strings.ReplaceAll(s, "\n", "\\n")
+}
+
+func unescape(s string) (string, error) {
+	if !strings.Contains(s, "\\") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+1 == len(s) {
+			return "", fmt.Errorf("value ends in a lone backslash")
+		}
+		i++
+		switch s[i] {
+		case '\\':
+			b.WriteByte('\\')
+		case 'n':
+			b.WriteByte('\n')
+		default:
+			return "", fmt.Errorf("unknown escape \\%c", s[i])
+		}
+	}
+	return b.String(), nil
+}
+
+func list(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// clip shortens garbage before quoting it in a message.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
