@@ -1,0 +1,184 @@
+// Package cli is treeshift's command line: it parses arguments with kong,
+// calls the packages that do the work, and reports in 66's style — messages
+// on stderr prefixed "treeshift: LEVEL: ", documents on stdout, and the exit
+// codes 0 (success), 100 (wrong usage) and 111 (a system call failed or the
+// on-disk state is refused).
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"golang.org/x/sys/unix"
+
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/system"
+)
+
+// Exit codes.
+const (
+	ExitOK     = 0
+	ExitUsage  = 100
+	ExitSystem = 111
+)
+
+// Globals are the options every command takes.
+type Globals struct {
+	Verbosity int           `short:"v" default:"1" help:"Verbosity: 1 errors, 2 warnings and info, 3 tracing, 4 debug."`
+	Color     bool          `short:"z" help:"Colour messages when stderr is a terminal and NO_COLOR is unset."`
+	Live      string        `short:"l" default:"${live}" help:"Live directory (absolute, inside the root)." placeholder:"LIVE"`
+	Root      string        `default:"/" help:"Prefix every path with DIR, to work on a system staged in a directory." placeholder:"DIR"`
+	Wait      time.Duration `default:"30s" help:"How long to wait for another treeshift holding the owner lock."`
+}
+
+// CLI is the whole command line.
+type CLI struct {
+	Globals
+
+	Tree    TreeCmd    `cmd:"" help:"Create, remove and arrange trees."`
+	Enable  EnableCmd  `cmd:"" help:"Enable services in a tree and recompile its database."`
+	Disable DisableCmd `cmd:"" help:"Disable services in a tree and recompile its database."`
+	Init    InitCmd    `cmd:"" help:"Make a tree live: point its live link at its compiled database."`
+	Start   StartCmd   `cmd:"" help:"Bring services of a live tree up, with their dependencies."`
+	Stop    StopCmd    `cmd:"" help:"Bring services of a live tree down, with what depends on them."`
+	Status  StatusCmd  `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
+}
+
+// env is what a command's Run gets: the parsed globals, the system they
+// select, and where to report.
+type env struct {
+	*Globals
+	sys    *system.System
+	stdout io.Writer
+	log    *logger
+}
+
+// lock takes the owner lock and returns its release.
+func (e *env) lock() (func(), error) {
+	l, err := e.sys.Lock(e.Wait)
+	if err != nil {
+		return nil, err
+	}
+	return func() { l.Unlock() }, nil
+}
+
+type exitCode int
+
+// Main runs treeshift with args and returns its exit code.
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	var c CLI
+	log := &logger{w: stderr, level: 1}
+	defer func() {
+		if r := recover(); r != nil {
+			if ec, ok := r.(exitCode); ok {
+				code = int(ec)
+				return
+			}
+			panic(r)
+		}
+	}()
+	parser, err := kong.New(&c,
+		kong.Name("treeshift"),
+		kong.Description("Move trees and live service databases between on-disk formats without stopping services."),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"live": owner.DefaultLive, "newest": strconv.Itoa(format.Newest())},
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+	if err != nil {
+		log.fatal(err)
+		return ExitSystem
+	}
+	ctx, err := parser.Parse(args)
+	if err != nil {
+		log.fatal(err)
+		return ExitUsage
+	}
+	log.level = c.Verbosity
+	log.color = c.Color && isTerminal(stderr) && os.Getenv("NO_COLOR") == ""
+	if c.Verbosity < 1 || c.Verbosity > 4 {
+		log.fatal(fmt.Errorf("verbosity %d: expected 1 to 4", c.Verbosity))
+		return ExitUsage
+	}
+	o, err := owner.Current(c.Root, os.Getenv)
+	if err != nil {
+		log.fatal(err)
+		return ExitSystem
+	}
+	sys, err := system.New(o, c.Live)
+	if err != nil {
+		log.fatal(err)
+		return classify(err)
+	}
+	sys.Log = log.printf
+	e := &env{Globals: &c.Globals, sys: sys, stdout: stdout, log: log}
+	if err := ctx.Run(e); err != nil {
+		log.fatal(err)
+		return classify(err)
+	}
+	return ExitOK
+}
+
+// classify maps an error to its exit code: usage errors are the caller's to
+// fix (100); everything else is a failed system call or refused state (111).
+func classify(err error) int {
+	var ue *system.UsageError
+	var pe *kong.ParseError
+	if errors.As(err, &ue) || errors.As(err, &pe) {
+		return ExitUsage
+	}
+	return ExitSystem
+}
+
+// logger prints 66-style messages at or below its verbosity.
+type logger struct {
+	w     io.Writer
+	level int
+	color bool
+}
+
+var levelNames = map[int]string{1: "fatal", 2: "info", 3: "tracing", 4: "debug"}
+
+func (l *logger) printf(level int, format string, args ...any) {
+	if level > l.level {
+		return
+	}
+	name := levelNames[level]
+	l.emit(name, fmt.Sprintf(format, args...))
+}
+
+func (l *logger) warn(format string, args ...any) {
+	if l.level >= 2 {
+		l.emit("warning", fmt.Sprintf(format, args...))
+	}
+}
+
+func (l *logger) fatal(err error) { l.emit("fatal", err.Error()) }
+
+func (l *logger) emit(name, msg string) {
+	if l.color {
+		colors := map[string]string{"fatal": "\x1b[31m", "warning": "\x1b[33m", "info": "\x1b[32m"}
+		if c, ok := colors[name]; ok {
+			name = c + name + "\x1b[0m"
+		}
+	}
+	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
+		fmt.Fprintf(l.w, "treeshift: %s: %s\n", name, line)
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

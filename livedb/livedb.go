@@ -1,0 +1,181 @@
+// Package livedb owns the live directory: for each owner and initialized tree,
+// the compiled link that tells the supervisor which database is in use, and
+// the embedded backend's record of which services are up.
+//
+// The link is relative, so a system staged under --root is consistent both
+// from outside and from inside the root. It is replaced in one rename and
+// never removed while the tree is live, so it never dangles.
+package livedb
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/model"
+)
+
+// Dir is one owner's part of a live directory.
+type Dir struct {
+	// Path is the live directory as the process opens it.
+	Path string
+	UID  int
+}
+
+// Tree is the live part of one tree.
+type Tree struct {
+	Name string
+	// Dir is LIVE/tree/UID/NAME.
+	Dir string
+}
+
+// Tree returns the live part of tree name; nothing is read or created.
+func (d Dir) Tree(name string) *Tree {
+	return &Tree{Name: name, Dir: filepath.Join(d.Path, "tree", strconv.Itoa(d.UID), name)}
+}
+
+// LinkPath is the path of the compiled link.
+func (t *Tree) LinkPath() string { return filepath.Join(t.Dir, "compiled") }
+
+func (t *Tree) stateDir() string { return filepath.Join(t.Dir, "state") }
+
+// Initialized reports whether the tree is live: its compiled link exists. A
+// compiled entry that is not a link is an error: treeshift never makes one.
+func (t *Tree) Initialized() (bool, error) {
+	fi, err := os.Lstat(t.LinkPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", t.LinkPath(), unwrap(err))
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return false, fmt.Errorf("%s: expected a link to a compiled database, found something else", t.LinkPath())
+	}
+	return true, nil
+}
+
+// DanglingError reports a compiled link whose target is missing.
+type DanglingError struct{ Link, Target string }
+
+func (e *DanglingError) Error() string {
+	return fmt.Sprintf("%s points to %s, which does not exist", e.Link, e.Target)
+}
+
+// Target returns the compiled database the link points to, as a cleaned host
+// path. It fails with a *DanglingError if the target is missing.
+func (t *Tree) Target() (string, error) {
+	raw, err := os.Readlink(t.LinkPath())
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", t.LinkPath(), unwrap(err))
+	}
+	target := raw
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(t.Dir, target)
+	}
+	target = filepath.Clean(target)
+	fi, err := os.Stat(target)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", &DanglingError{Link: t.LinkPath(), Target: target}
+	}
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", target, unwrap(err))
+	}
+	if !fi.IsDir() {
+		return "", fmt.Errorf("%s points to %s, which is not a directory", t.LinkPath(), target)
+	}
+	return target, nil
+}
+
+// Link points the compiled link at the database in directory compiled (a
+// host path), creating the live tree directory if needed. The previous link,
+// if any, is replaced in one durable rename.
+func (t *Tree) Link(compiled string) error {
+	if err := durable.MkdirAll(t.Dir, 0o755); err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(t.Dir, compiled)
+	if err != nil {
+		return fmt.Errorf("link %s to %s: %w", t.LinkPath(), compiled, err)
+	}
+	return durable.Symlink(rel, t.LinkPath())
+}
+
+// Remove deletes the live part of the tree. The caller has made sure none of
+// its services is up.
+func (t *Tree) Remove() error {
+	if _, err := os.Lstat(t.Dir); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return durable.RemoveAll(t.Dir)
+}
+
+// States returns which services the embedded backend records as up. A
+// service without a record is down.
+func (t *Tree) States() (map[string]bool, error) {
+	entries, err := os.ReadDir(t.stateDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", t.stateDir(), unwrap(err))
+	}
+	up := map[string]bool{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // a writer's temporary file
+		}
+		p := filepath.Join(t.stateDir(), e.Name())
+		if !e.Type().IsRegular() {
+			return nil, fmt.Errorf("%s: expected a state file, found something else", p)
+		}
+		if err := model.CheckName(e.Name()); err != nil {
+			return nil, fmt.Errorf("%s: %v", p, err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", p, unwrap(err))
+		}
+		switch string(b) {
+		case "up\n":
+			up[e.Name()] = true
+		case "down\n":
+			up[e.Name()] = false
+		default:
+			return nil, fmt.Errorf("%s: expected \"up\" or \"down\", found %q", p, clip(string(b)))
+		}
+	}
+	return up, nil
+}
+
+// SetState records service svc as up or down.
+func (t *Tree) SetState(svc string, up bool) error {
+	if err := durable.MkdirAll(t.stateDir(), 0o755); err != nil {
+		return err
+	}
+	v := "down\n"
+	if up {
+		v = "up\n"
+	}
+	return durable.WriteFile(filepath.Join(t.stateDir(), svc), []byte(v), 0o644)
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+func unwrap(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

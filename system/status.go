@@ -1,0 +1,155 @@
+package system
+
+import (
+	"path/filepath"
+
+	"github.com/treeshift/treeshift/livedb"
+	"github.com/treeshift/treeshift/tree"
+)
+
+// StatusSchema is the version of the status document. It changes only when a
+// field changes meaning or goes away; new fields may be added within a
+// version.
+const StatusSchema = 1
+
+// Status is everything a transition must preserve about an owner's system.
+// It is the document `treeshift status --json` prints (docs/JSON.md).
+type Status struct {
+	Schema    int          `json:"schema"`
+	Owner     OwnerStatus  `json:"owner"`
+	SystemDir string       `json:"system_dir"`
+	Stamp     int          `json:"stamp"`
+	Trees     []TreeStatus `json:"trees"`
+}
+
+// OwnerStatus names whose trees these are.
+type OwnerStatus struct {
+	UID  int    `json:"uid"`
+	Name string `json:"name"`
+}
+
+// TreeStatus is one tree.
+type TreeStatus struct {
+	Name     string          `json:"name"`
+	Format   int             `json:"format"`
+	Enabled  bool            `json:"enabled"`
+	Current  bool            `json:"current"`
+	Position int             `json:"position"`
+	Allow    []string        `json:"allow"`
+	Services []ServiceStatus `json:"services"`
+	Live     LiveStatus      `json:"live"`
+}
+
+// ServiceStatus is one resolve record of a tree.
+type ServiceStatus struct {
+	Name     string   `json:"name"`
+	Type     string   `json:"type"`
+	Enabled  bool     `json:"enabled"`
+	Version  string   `json:"version"`
+	Digest   string   `json:"digest"`
+	Depends  []string `json:"depends"`
+	Contents []string `json:"contents"`
+}
+
+// LiveStatus is the live part of a tree.
+type LiveStatus struct {
+	Initialized bool `json:"initialized"`
+	// Compiled is the database the live link resolves to, inside the root:
+	// SYSTEM_DIR/tree/NAME/compiled when it is the tree's current database.
+	Compiled string              `json:"compiled"`
+	Services []LiveServiceStatus `json:"services"`
+}
+
+// LiveServiceStatus is the live state of one enabled service.
+type LiveServiceStatus struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+}
+
+// Status reports the trees names (all of the owner's, in start order, when
+// names is empty).
+func (s *System) Status(names []string) (*Status, error) {
+	st, err := s.Store.ReadState()
+	if err != nil {
+		return nil, err
+	}
+	if len(names) == 0 {
+		if names, err = s.Ordered(); err != nil {
+			return nil, err
+		}
+	}
+	out := &Status{
+		Schema:    StatusSchema,
+		Owner:     OwnerStatus{UID: s.Owner.UID, Name: s.Owner.Name},
+		SystemDir: s.Owner.SystemDir(),
+		Stamp:     st.Stamp,
+		Trees:     []TreeStatus{},
+	}
+	for _, n := range names {
+		t, err := s.Load(n)
+		if err != nil {
+			return nil, err
+		}
+		ts, err := s.treeStatus(t, st)
+		if err != nil {
+			return nil, err
+		}
+		out.Trees = append(out.Trees, ts)
+	}
+	return out, nil
+}
+
+func (s *System) treeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
+	enabled, pos := st.Enabled(t.Name)
+	ts := TreeStatus{
+		Name: t.Name, Format: t.Format, Enabled: enabled, Current: st.Current == t.Name, Position: pos,
+		Allow: nonNil(t.Allow), Services: []ServiceStatus{},
+		Live: LiveStatus{Services: []LiveServiceStatus{}},
+	}
+	for _, svc := range t.Services {
+		ts.Services = append(ts.Services, ServiceStatus{
+			Name: svc.Name, Type: svc.Type, Enabled: svc.Enabled, Version: svc.Version, Digest: svc.Digest,
+			Depends: nonNil(svc.Depends), Contents: nonNil(svc.Contents),
+		})
+	}
+	lt := s.Live.Tree(t.Name)
+	live, err := lt.Initialized()
+	if err != nil || !live {
+		return ts, err
+	}
+	ts.Live.Initialized = true
+	ts.Live.Compiled, err = s.compiledName(t, lt)
+	if err != nil {
+		return ts, err
+	}
+	up, err := s.Backend.Up(lt)
+	if err != nil {
+		return ts, err
+	}
+	for _, e := range t.Index.Entries {
+		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: up[e.Name]})
+	}
+	return ts, nil
+}
+
+// compiledName names the live database inside the root. The tree's current
+// database is named through the tree's own link, which is stable across
+// generations; anything else (a transition's temporary copy, a database left
+// behind by a crash) by its real path.
+func (s *System) compiledName(t *tree.Tree, lt *livedb.Tree) (string, error) {
+	target, err := lt.Target()
+	if err != nil {
+		return "", err
+	}
+	if target == t.CompiledDir() {
+		return filepath.Join(s.Owner.SystemDir(), "tree", t.Name, "compiled"), nil
+	}
+	return s.Owner.Inside(target), nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
