@@ -9,6 +9,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/treeshift/treeshift/internal/cdb"
 	"github.com/treeshift/treeshift/internal/treetest"
 	"github.com/treeshift/treeshift/model"
 )
@@ -234,4 +235,16 @@ func reseal(data string) []byte {
 	lines := strings.Split(strings.TrimSuffix(data, "\n"), "\n")
 	lines = lines[:len(lines)-1]
 	return []byte(strings.Join(lines, "\n") + "\nend=" + strconv.Itoa(len(lines)-1) + "\n")
+}
+
+func TestV3RequiresFormatRecord(t *testing.T) {
+	w := cdb.NewWriter()
+	w.Add([]byte("tree"), []byte("x"))
+	b, _ := w.Bytes()
+	fsys := encode(t, v3{}, treetest.Sample())
+	fsys["compiled/index.cdb"] = &fstest.MapFile{Data: b}
+	_, _, err := Read(fsys)
+	if err == nil || err.Error() != "compiled/index.cdb: no treeshift-format record: not a treeshift database" {
+		t.Errorf("got %v", err)
+	}
 }

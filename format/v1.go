@@ -199,7 +199,7 @@ func v1Read(fsys fs.FS, name string, known map[string]bool) (*v1Record, error) {
 		if strings.HasPrefix(last, "end=") {
 			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", len(lines)-2, clip(last))
 		}
-		return nil, bad(name, "truncated: the last line is %q, expected %s", clip(last), want)
+		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
 	}
 	lines = lines[:len(lines)-1]
 	r := &v1Record{}

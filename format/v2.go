@@ -130,7 +130,7 @@ func v2Open(fsys fs.FS, name string, doc any) error {
 	}
 	sum := sha256.Sum256(body)
 	if got := hex.EncodeToString(sum[:]); got != f[2][len("sha256:"):] {
-		return bad(name, "checksum mismatch: header says %s, content hashes to sha256:%s (truncated or modified)", clip(f[2]), got)
+		return bad(name, "checksum mismatch: header says %s, content hashes to sha256:%s (truncated or modified)", f[2], got)
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

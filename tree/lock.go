@@ -15,7 +15,9 @@ import (
 
 // Lock is the owner lock: one treeshift at a time changes an owner's trees.
 // It is an flock on a file in the system directory, so the kernel releases
-// it when its holder dies, however it dies.
+// it when its holder dies, however it dies. Taking it writes nothing: the
+// holder's pid, for a waiting process's message, comes from /proc/locks, so
+// a command that changes nothing leaves even the lock file's mtime alone.
 type Lock struct{ f *os.File }
 
 // BusyError reports that another process held the lock for the whole wait.
@@ -50,26 +52,35 @@ func (s *Store) Lock(wait time.Duration) (*Lock, error) {
 			return nil, fmt.Errorf("lock %s: %w", p, err)
 		}
 		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(p)
-			holder := strings.TrimSpace(string(b))
-			if holder == "" {
-				holder = "unknown"
-			}
+			holder := holderPID(f)
 			f.Close()
 			return nil, &BusyError{Path: p, Holder: holder, Waited: wait}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// The pid is advice for the message of a waiting process, not state:
-	// it needs no fsync.
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
 	return &Lock{f: f}, nil
 }
 
 // Unlock releases the lock.
-func (l *Lock) Unlock() error {
-	l.f.Truncate(0)
-	return l.f.Close()
+func (l *Lock) Unlock() error { return l.f.Close() }
+
+// holderPID finds the pid holding an flock on f in /proc/locks, whose lines
+// read "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF".
+func holderPID(f *os.File) string {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil {
+		return "unknown"
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return "unknown"
+	}
+	suffix := ":" + strconv.FormatUint(st.Ino, 10)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
+			return f[4]
+		}
+	}
+	return "unknown"
 }
