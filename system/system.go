@@ -217,7 +217,9 @@ func (s *System) CreateTree(name string, o CreateOptions) error {
 		return err
 	}
 	if st.Stamp == 0 {
-		st.Stamp = format.Newest()
+		// A new system directory is stamped with the format its first tree
+		// is written in; update moves the stamp when it moves the trees.
+		st.Stamp = o.Format
 	}
 	if o.Enable || o.After != "" {
 		st.Order = insertAfter(st.Order, name, o.After)

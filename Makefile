@@ -1,0 +1,35 @@
+# treeshift — see README.md. Everything runs without privileges: the demo and
+# the tests stage systems under temporary --root directories.
+GO ?= go
+BIN := bin/treeshift
+FUZZTIME ?= 20s
+
+.PHONY: build test vet demo bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/treeshift
+
+# vet, formatting, and every test (unit, property, testscript) under -race.
+test: vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+demo: build
+	TREESHIFT=$(BIN) ./demo/demo.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Run every fuzz target for FUZZTIME each (go test runs one target at a time).
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./internal/cdb
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./frontend
+	for f in FuzzV1 FuzzV2 FuzzV3; do \
+		$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) ./format || exit 1; \
+	done
+
+clean:
+	rm -rf bin
