@@ -26,6 +26,11 @@ type Owner struct {
 // Current returns the invoking user as owner of root, reading HOME and the
 // XDG variables through getenv.
 func Current(root string, getenv func(string) string) (Owner, error) {
+	return ForUID(os.Getuid(), root, getenv)
+}
+
+// ForUID returns user uid as owner of root.
+func ForUID(uid int, root string, getenv func(string) string) (Owner, error) {
 	if root == "" {
 		root = "/"
 	}
@@ -36,7 +41,7 @@ func Current(root string, getenv func(string) string) (Owner, error) {
 		}
 		root = abs
 	}
-	o := Owner{UID: os.Getuid(), Root: filepath.Clean(root)}
+	o := Owner{UID: uid, Root: filepath.Clean(root)}
 	o.Name = strconv.Itoa(o.UID)
 	if u, err := user.LookupId(o.Name); err == nil {
 		o.Name = u.Username

@@ -1,0 +1,89 @@
+package durable
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWriteFileReplacesAtomically(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "state")
+	for _, content := range []string{"one\n", "two\n"} {
+		if err := WriteFile(p, []byte(content), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		if string(b) != content {
+			t.Errorf("content %q, want %q", b, content)
+		}
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o640 {
+		t.Errorf("mode %v, want 0640 whatever the umask", fi.Mode().Perm())
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want only the file (no temporary left)", len(entries))
+	}
+}
+
+func TestSymlinkReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "link")
+	for _, target := range []string{"a", "b"} {
+		if err := Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.Readlink(p); got != target {
+			t.Errorf("link -> %s, want %s", got, target)
+		}
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want 1", len(entries))
+	}
+}
+
+func TestMkdirAllAndRemoveAll(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "a/b/c")
+	if err := MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(p, 0o755); err != nil {
+		t.Fatalf("second MkdirAll: %v", err)
+	}
+	if err := WriteFile(filepath.Join(dir, "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(filepath.Join(dir, "file"), 0o755); err == nil {
+		t.Error("MkdirAll over a file succeeded")
+	}
+	if err := RemoveAll(filepath.Join(dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Errorf("a still exists: %v", err)
+	}
+}
+
+func TestReplaceRenamesDirectory(t *testing.T) {
+	dir := t.TempDir()
+	src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
+	os.Mkdir(src, 0o755)
+	os.WriteFile(filepath.Join(src, "f"), []byte("x"), 0o644)
+	if err := Replace(src, dst); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "f")); err != nil || string(b) != "x" {
+		t.Errorf("moved file: %q %v", b, err)
+	}
+}
+
+func TestErrorsNameThePath(t *testing.T) {
+	err := WriteFile("/nonexistent-dir/x", nil, 0o644)
+	if err == nil || err.Error() != "write /nonexistent-dir/x: no such file or directory" {
+		t.Errorf("got %v", err)
+	}
+}

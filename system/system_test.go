@@ -1,0 +1,123 @@
+package system
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/treeshift/treeshift/internal/owner"
+)
+
+const svcA = "[main]\n@type = longrun\n@version = 1.0.0\n@description = \"a\"\n@user = ( root )\n@depends = ( b )\n\n[start]\n@execute = ( a )\n"
+const svcB = "[main]\n@type = oneshot\n@version = 1.0.0\n@description = \"b\"\n@user = ( root )\n\n[start]\n@execute = ( b )\n"
+
+func newSystem(t *testing.T) *System {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc/treeshift/service")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a"), []byte(svcA), 0o644)
+	os.WriteFile(filepath.Join(dir, "b"), []byte(svcB), 0o644)
+	o, err := owner.ForUID(0, root, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(o, owner.DefaultLive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEnablePullsDependenciesAndKeepsFormat(t *testing.T) {
+	s := newSystem(t)
+	if err := s.CreateTree("t", CreateOptions{Format: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := s.Load("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Format != 2 {
+		t.Errorf("tree format %d after enable, want 2", tr.Format)
+	}
+	var order []string
+	for _, e := range tr.Index.Entries {
+		order = append(order, e.Name)
+	}
+	if !reflect.DeepEqual(order, []string{"b", "a"}) {
+		t.Errorf("index order %v", order)
+	}
+	if src := tr.Service("a").Source; src != "/etc/treeshift/service/a" {
+		t.Errorf("source recorded as %s, want the path inside the root", src)
+	}
+}
+
+// Every change leaves exactly one generation when the tree is not live, and
+// the live one besides while a live link still points elsewhere; leftovers
+// of an interrupted change are collected by the next one.
+func TestGenerationsCollected(t *testing.T) {
+	s := newSystem(t)
+	s.CreateTree("t", CreateOptions{Format: 1})
+	s.EnableServices("t", []string{"b"})
+	if err := s.Init("t"); err != nil {
+		t.Fatal(err)
+	}
+	// A crash between staging and commit leaves an orphan generation.
+	orphan := s.Store.GenDir("t", 99)
+	os.MkdirAll(orphan, 0o755)
+	if err := s.EnableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	gens, _ := s.Store.Generations("t")
+	cur, _ := s.Load("t")
+	if len(gens) != 1 || gens[0] != cur.Gen {
+		t.Errorf("generations %v, want only the current %d", gens, cur.Gen)
+	}
+	target, err := s.Live.Tree("t").Target()
+	if err != nil || target != cur.CompiledDir() {
+		t.Errorf("live link -> %s (%v), want the current database %s", target, err, cur.CompiledDir())
+	}
+}
+
+func TestStatusOfLiveTree(t *testing.T) {
+	s := newSystem(t)
+	s.CreateTree("t", CreateOptions{Format: 3, Enable: true, Current: true})
+	s.EnableServices("t", []string{"a"})
+	s.Init("t")
+	if err := s.Start("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop("t", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start("t", []string{"b"})
+	st, err := s.Status(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := st.Trees[0]
+	if ts.Format != 3 || !ts.Enabled || ts.Position != 1 || !ts.Current || st.Stamp != 3 {
+		t.Errorf("tree status %+v stamp %d", ts, st.Stamp)
+	}
+	want := []LiveServiceStatus{{Name: "b", Up: true}, {Name: "a", Up: false}}
+	if !reflect.DeepEqual(ts.Live.Services, want) {
+		t.Errorf("live %+v, want %+v (stopping b stopped a)", ts.Live.Services, want)
+	}
+	if ts.Live.Compiled != "/var/lib/treeshift/tree/t/compiled" {
+		t.Errorf("compiled %s", ts.Live.Compiled)
+	}
+}
+
+func TestRelativeLiveRefused(t *testing.T) {
+	o, _ := owner.ForUID(0, "/", nil)
+	_, err := New(o, "run/x")
+	if _, ok := err.(*UsageError); !ok || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -1,0 +1,145 @@
+package tree
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/treetest"
+)
+
+func TestStageCommitLoadEveryFormat(t *testing.T) {
+	for _, c := range format.All() {
+		s := Open(t.TempDir())
+		want := treetest.Sample()
+		nt, err := s.Stage(want, c.Version())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Load(want.Name); !errors.As(err, new(*NotFoundError)) {
+			t.Fatalf("v%d: staged tree visible before commit: %v", c.Version(), err)
+		}
+		if err := s.Commit(nt); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Load(want.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Format != c.Version() || got.Gen != 1 || !reflect.DeepEqual(got.Tree, want) {
+			t.Errorf("v%d: loaded gen %d format %d, tree differs: %v", c.Version(), got.Gen, got.Format, !reflect.DeepEqual(got.Tree, want))
+		}
+		run, err := os.ReadFile(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run"))
+		if err != nil || !strings.HasPrefix(string(run), "#!/bin/sh\n") {
+			t.Errorf("v%d: service dir run script %q %v", c.Version(), run, err)
+		}
+		fi, _ := os.Stat(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run"))
+		if fi.Mode().Perm() != 0o755 {
+			t.Errorf("run script mode %v", fi.Mode().Perm())
+		}
+	}
+}
+
+func TestGenerations(t *testing.T) {
+	s := Open(t.TempDir())
+	tr := treetest.Sample()
+	for i := 1; i <= 3; i++ {
+		nt, err := s.Stage(tr, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nt.Gen != i {
+			t.Errorf("stage %d got generation %d", i, nt.Gen)
+		}
+		s.Commit(nt)
+	}
+	if gens, _ := s.Generations(tr.Name); !reflect.DeepEqual(gens, []int{1, 2, 3}) {
+		t.Errorf("generations %v", gens)
+	}
+	if got, _ := s.Load(tr.Name); got.Gen != 3 {
+		t.Errorf("current generation %d, want 3", got.Gen)
+	}
+	if names, _ := s.Names(); !reflect.DeepEqual(names, []string{"boot"}) {
+		t.Errorf("names %v", names)
+	}
+	if err := s.Destroy(tr.Name); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.Dir, "tree"))
+	if len(entries) != 0 {
+		t.Errorf("destroy left %d entries", len(entries))
+	}
+}
+
+func TestLoadRefusesForeignName(t *testing.T) {
+	s := Open(t.TempDir())
+	nt, _ := s.Stage(treetest.Sample(), 2)
+	s.Commit(nt)
+	// A generation moved under another tree's name is not that tree.
+	os.Rename(s.GenDir("boot", 1), s.GenDir("other", 1))
+	os.Symlink(".other.1", s.Pointer("other"))
+	_, err := s.Load("other")
+	if err == nil || !strings.Contains(err.Error(), `records tree "boot", but is tree other`) {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestStateRoundTripAndErrors(t *testing.T) {
+	s := Open(t.TempDir())
+	if st, err := s.ReadState(); err != nil || st.Stamp != 0 {
+		t.Fatalf("missing state: %+v %v", st, err)
+	}
+	want := State{Stamp: 2, Current: "boot", Order: []string{"boot", "net"}}
+	if err := s.WriteState(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ReadState()
+	if err != nil || !got.Equal(want) {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	for content, msg := range map[string]string{
+		"":                                          "truncated",
+		"system=1\nstamp=2\ncurrent=\n":             "has 3 lines, expected 4",
+		"system=2\nstamp=2\ncurrent=\norder=\n":     `unknown system state version "2"`,
+		"system=1\nstamp=x\ncurrent=\norder=\n":     `stamp "x" is not a format version`,
+		"system=1\nstamp=1\ncurrent=\norder=a,a\n":  "names a twice",
+		"system=1\nstamp=1\norder=\ncurrent=\n":     "expected current=",
+		"system=1\nstamp=1\ncurrent=../x\norder=\n": "starts with a dot",
+	} {
+		os.WriteFile(s.StatePath(), []byte(content), 0o644)
+		_, err := s.ReadState()
+		if err == nil || !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), s.StatePath()+": ") {
+			t.Errorf("state %q: got %v, want %q naming the file", content, err, msg)
+		}
+	}
+}
+
+func TestLockBusyNamesHolder(t *testing.T) {
+	s := Open(t.TempDir())
+	l, err := s.Lock(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Lock(50 * time.Millisecond)
+	var be *BusyError
+	if !errors.As(err, &be) || be.Holder != strconvPid() {
+		t.Fatalf("second lock: %v, want busy held by pid %s", err, strconvPid())
+	}
+	l.Unlock()
+	l2, err := s.Lock(50 * time.Millisecond)
+	if err != nil {
+		t.Fatalf("lock after unlock: %v", err)
+	}
+	l2.Unlock()
+	if b, _ := os.ReadFile(filepath.Join(s.Dir, "lock")); len(b) != 0 {
+		t.Errorf("lock file holds %q, want nothing written", b)
+	}
+}
+
+func strconvPid() string { return strconv.Itoa(os.Getpid()) }
