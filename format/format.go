@@ -25,8 +25,6 @@ type File = model.File
 type Codec interface {
 	// Version is the format's number, stated in every file it writes.
 	Version() int
-	// Summary says in one line what the version is and what changed in it.
-	Summary() string
 	// Marker is the file whose presence identifies a tree of this version.
 	Marker() string
 	// Encode returns the files that represent t, in a stable order.

@@ -18,9 +18,6 @@ type v1 struct{}
 
 func (v1) Version() int   { return 1 }
 func (v1) Marker() string { return "meta" }
-func (v1) Summary() string {
-	return "line-based text: meta, one key=value resolve file per service, text index"
-}
 
 const v1Header = "format=1"
 

@@ -18,9 +18,6 @@ type v2 struct{}
 
 func (v2) Version() int   { return 2 }
 func (v2) Marker() string { return "tree.json" }
-func (v2) Summary() string {
-	return "one JSON document per tree and per index, each behind a SHA-256 checksum header"
-}
 
 type v2Tree struct {
 	Name     string      `json:"name"`

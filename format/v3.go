@@ -21,9 +21,6 @@ type v3 struct{}
 
 func (v3) Version() int   { return 3 }
 func (v3) Marker() string { return "tree.cdb" }
-func (v3) Summary() string {
-	return "binary constant databases (cdb): tree.cdb with length-prefixed records, compiled/index.cdb"
-}
 
 const (
 	v3KeyFormat   = "treeshift-format"

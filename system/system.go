@@ -130,11 +130,12 @@ func (s *System) Replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 			return nil, err
 		}
 	}
-	return nt, s.collect(t.Name)
+	return nt, s.Collect(t.Name)
 }
 
-// collect removes the generations of tree name that nothing points at.
-func (s *System) collect(name string) error {
+// Collect removes the generations of tree name that nothing points at:
+// neither the tree's link nor its live link.
+func (s *System) Collect(name string) error {
 	keep := map[string]bool{}
 	if cur, err := s.Store.Load(name); err == nil {
 		keep[cur.Dir] = true
@@ -505,7 +506,72 @@ func (s *System) Init(name string) error {
 		return err
 	}
 	s.info("initialized tree %s", name)
-	return s.collect(name)
+	return s.Collect(name)
+}
+
+// Uninit makes tree name not live: its live part is removed. A tree with
+// services up is refused, since their supervision would be lost.
+func (s *System) Uninit(name string) error {
+	c, err := s.Condition(name)
+	if err != nil {
+		return err
+	}
+	if !c.Live {
+		s.info("tree %s is not initialized", name)
+		return nil
+	}
+	if len(c.Up) > 0 {
+		return fmt.Errorf("tree %s has services up (%s): stop them first with: treeshift stop -t %s %s",
+			name, join(c.Up), name, join(c.Up))
+	}
+	if err := s.Live.Tree(name).Remove(); err != nil {
+		return err
+	}
+	s.info("uninitialized tree %s", name)
+	return s.Collect(name)
+}
+
+// Condition is what the migration core checks tunability against: how live
+// a tree is right now.
+type Condition struct {
+	Tree    string
+	Enabled bool
+	// Live: the tree is initialized (its compiled link exists).
+	Live bool
+	// Up lists the services up, in start order; UpSupervised those of them
+	// a supervisor watches (longruns and classics).
+	Up, UpSupervised []string
+}
+
+// Condition reports the current condition of tree name.
+func (s *System) Condition(name string) (Condition, error) {
+	t, err := s.Load(name)
+	if err != nil {
+		return Condition{}, err
+	}
+	st, err := s.Store.ReadState()
+	if err != nil {
+		return Condition{}, err
+	}
+	c := Condition{Tree: name}
+	c.Enabled, _ = st.Enabled(name)
+	lt := s.Live.Tree(name)
+	if c.Live, err = lt.Initialized(); err != nil || !c.Live {
+		return c, err
+	}
+	up, err := s.Backend.Up(lt)
+	if err != nil {
+		return Condition{}, err
+	}
+	for _, e := range t.Index.Entries {
+		if up[e.Name] {
+			c.Up = append(c.Up, e.Name)
+			if e.Type == model.Longrun || e.Type == model.Classic {
+				c.UpSupervised = append(c.UpSupervised, e.Name)
+			}
+		}
+	}
+	return c, nil
 }
 
 // liveTree loads an initialized tree for start and stop.

@@ -134,6 +134,12 @@ func (s *Store) Load(name string) (*Tree, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.LoadGen(name, gen)
+}
+
+// LoadGen reads generation gen of tree name, current or not, with the same
+// checks as Load.
+func (s *Store) LoadGen(name string, gen int) (*Tree, error) {
 	dir := s.GenDir(name, gen)
 	fi, err := os.Lstat(dir)
 	if err != nil {

@@ -1,0 +1,148 @@
+package migrate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/treeshift/treeshift/system"
+)
+
+// Migrator plans and runs format changes of one owner's trees.
+type Migrator struct {
+	Sys      *system.System
+	Registry *Registry
+	// Trace receives each step as it runs, if set.
+	Trace func(string)
+}
+
+// Plan plans tree name's move to format to, checking its current condition.
+// A hop that is AT_CREATION comes with the commands that recreate the tree.
+func (m *Migrator) Plan(name string, to int) (*Plan, error) {
+	t, err := m.Sys.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	c, err := m.Sys.Condition(name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := m.Registry.NewPlan(c, t.Format, to)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range p.Hops {
+		if h.Tunability == AtCreation {
+			st, err := m.Sys.Status([]string{name})
+			if err != nil {
+				return nil, err
+			}
+			state, err := m.Sys.Store.ReadState()
+			if err != nil {
+				return nil, err
+			}
+			p.Recreate = Recreate(st.Trees[0], state.Order, to)
+			break
+		}
+	}
+	return p, nil
+}
+
+// Steps returns the steps that carry out plan p: one conversion per hop,
+// then, for a live tree, the switch of its live link to the new database.
+func (m *Migrator) Steps(p *Plan) ([]Step, error) {
+	var steps []Step
+	for _, h := range p.Hops {
+		steps = append(steps, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To})
+	}
+	if len(steps) > 0 {
+		live, err := m.Sys.Live.Tree(p.Tree).Initialized()
+		if err != nil {
+			return nil, err
+		}
+		if live {
+			steps = append(steps, &relink{sys: m.Sys, name: p.Tree})
+		}
+	}
+	return steps, nil
+}
+
+// Migrate moves tree name to format to: plan, refuse before any change if a
+// hop is not allowed now, run the steps (undoing them all if one fails), and
+// remove the generations nothing uses any more.
+func (m *Migrator) Migrate(name string, to int) (*Plan, error) {
+	p, err := m.Plan(name, to)
+	if err != nil {
+		return nil, err
+	}
+	if !p.OK() {
+		return p, &RefusedError{Plan: p}
+	}
+	steps, err := m.Steps(p)
+	if err != nil {
+		return p, err
+	}
+	if err := Run(steps, m.Trace); err != nil {
+		return p, err
+	}
+	return p, m.Sys.Collect(name)
+}
+
+// Recreate returns the commands that rebuild tree ts from scratch in format
+// v, with its services, start position, current flag, allowed users and
+// live state; order is the owner's start order of enabled trees.
+func Recreate(ts system.TreeStatus, order []string, v int) []string {
+	T := ts.Name
+	var up, enabled []string
+	for _, s := range ts.Live.Services {
+		if s.Up {
+			up = append(up, s.Name)
+		}
+	}
+	for _, s := range ts.Services {
+		if s.Enabled {
+			enabled = append(enabled, s.Name)
+		}
+	}
+	var cmds []string
+	if len(up) > 0 {
+		cmds = append(cmds, fmt.Sprintf("treeshift stop -t %s %s", T, join(up)))
+	}
+	if ts.Live.Initialized {
+		cmds = append(cmds, "treeshift uninit "+T)
+	}
+	cmds = append(cmds, "treeshift tree destroy "+T)
+	create := fmt.Sprintf("treeshift tree create --format %d", v)
+	var after []string // enabled trees that started after T
+	if ts.Enabled {
+		if ts.Position > 1 {
+			create += " -S " + order[ts.Position-2]
+		} else {
+			create += " -E"
+			after = order[1:]
+		}
+	}
+	if ts.Current {
+		create += " -c"
+	}
+	if len(ts.Allow) > 0 {
+		create += " -a " + strings.Join(ts.Allow, ",")
+	}
+	cmds = append(cmds, create+" "+T)
+	// A first tree is re-created last in the order; move the others back
+	// behind it, one after another.
+	prev := T
+	for _, n := range after {
+		cmds = append(cmds, fmt.Sprintf("treeshift tree order %s --after %s", n, prev))
+		prev = n
+	}
+	if len(enabled) > 0 {
+		cmds = append(cmds, fmt.Sprintf("treeshift enable -t %s %s", T, join(enabled)))
+	}
+	if ts.Live.Initialized {
+		cmds = append(cmds, "treeshift init "+T)
+	}
+	if len(up) > 0 {
+		cmds = append(cmds, fmt.Sprintf("treeshift start -t %s %s", T, join(up)))
+	}
+	return cmds
+}

@@ -1,0 +1,196 @@
+package migrate
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/system"
+)
+
+func TestShippedDirectives(t *testing.T) {
+	r := Default()
+	var want []int
+	for _, c := range format.All() {
+		want = append(want, c.Version())
+	}
+	var got []int
+	for _, v := range r.Versions {
+		got = append(got, v.Number)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("directives declare versions %v, codecs exist for %v", got, want)
+	}
+	// The everyday path, old to newest with services running, is ANYTIME.
+	for _, v := range want {
+		for _, h := range r.Path(v, r.Newest()) {
+			if h.Tunability != Anytime || !h.Declared {
+				t.Errorf("upgrade %d -> %d: hop %+v is not a declared ANYTIME hop", v, r.Newest(), h)
+			}
+		}
+	}
+	// At least three other levels are declared and reached by some plan.
+	used := map[Tunability]bool{}
+	for _, a := range want {
+		for _, b := range want {
+			for _, h := range r.Path(a, b) {
+				used[h.Tunability] = true
+			}
+		}
+	}
+	if len(used) < 4 {
+		t.Errorf("shipped plans use only %v", used)
+	}
+}
+
+func hops(hs []Hop) string {
+	var s []string
+	for _, h := range hs {
+		d := ""
+		if !h.Declared {
+			d = "*"
+		}
+		s = append(s, strings.Join([]string{itoa(h.From), itoa(h.To), h.Tunability.String() + d}, ":"))
+	}
+	return strings.Join(s, " ")
+}
+
+func itoa(n int) string { return string(rune('0' + n)) }
+
+func TestPath(t *testing.T) {
+	r, err := ParseRegistry(`
+version 1
+version 2
+upgrade_from 1 ANYTIME
+upgrade_from 4 WHEN_OFFLINE
+version 3
+upgrade_from 2 ANYTIME
+upgrade_from 1 WHEN_DISABLED
+version 4
+upgrade_from 3 ANYTIME
+upgrade_from 2 WHEN_OFFLINE
+version 5
+upgrade_from 4 AT_CREATION
+upgrade_from 3 WHEN_UNMONITORED
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		from, to int
+		want     string
+	}{
+		{1, 1, ""},
+		// Declared direct hop wins over a longer path, however permissive.
+		{1, 3, "1:3:WHEN_DISABLED"},
+		// Two two-hop paths: 1-2-4 (worst WHEN_OFFLINE) and 1-3-4 (worst
+		// WHEN_DISABLED): the less demanding one.
+		{1, 4, "1:2:ANYTIME 2:4:WHEN_OFFLINE"},
+		// Several hops where no direct one is declared.
+		{4, 1, "4:1:WHEN_UNMANAGED*"},
+		{4, 3, "4:2:WHEN_OFFLINE 2:3:ANYTIME"},
+		// AT_CREATION is never travelled when another way exists...
+		{4, 5, "4:2:WHEN_OFFLINE 2:3:ANYTIME 3:5:WHEN_UNMONITORED"},
+		// ...and no path from 5 is declared at all: the default.
+		{5, 1, "5:1:WHEN_UNMANAGED*"},
+	} {
+		if got := hops(r.Path(tc.from, tc.to)); got != tc.want {
+			t.Errorf("Path(%d, %d) = %q, want %q", tc.from, tc.to, got, tc.want)
+		}
+	}
+	only, _ := ParseRegistry("version 1\nversion 2\nupgrade_from 1 AT_CREATION\n")
+	if got := hops(only.Path(1, 2)); got != "1:2:AT_CREATION" {
+		t.Errorf("AT_CREATION-only path = %q", got)
+	}
+}
+
+func TestPathTieBreakIsDeterministic(t *testing.T) {
+	r, _ := ParseRegistry(`
+version 1
+version 2
+upgrade_from 1 ANYTIME
+version 3
+upgrade_from 1 ANYTIME
+version 4
+upgrade_from 3 ANYTIME
+upgrade_from 2 ANYTIME
+`)
+	for i := 0; i < 20; i++ {
+		if got := hops(r.Path(1, 4)); got != "1:2:ANYTIME 2:4:ANYTIME" {
+			t.Fatalf("Path(1, 4) = %q, want the path through the lower version", got)
+		}
+	}
+}
+
+func TestParseRegistryErrors(t *testing.T) {
+	for text, want := range map[string]string{
+		"upgrade_from 1 ANYTIME":                         "line 1: upgrade_from before any version",
+		"version 1\nversion 1":                           "line 2: version 1 declared twice",
+		"version x":                                      `line 1: version "x" is not a positive number`,
+		"version 1\nupgrade_from 1 ANYTIME":              "line 2: version 1 declared as its own source",
+		"version 1\nversion 2\nupgrade_from 1 SOMETIMES": `line 3: unknown tunability "SOMETIMES"`,
+		"version 2\nupgrade_from 7 ANYTIME":              "version 2 declares source 7, which is not a declared version",
+		"version 1\nversion 2\nupgrade_from 1 ANYTIME\nupgrade_from 1 ANYTIME": "line 4: version 2 declares source 1 twice",
+		"version 1\nupgrade 2": `line 2: expected "version N" or "upgrade_from N TUNABILITY", found "upgrade 2"`,
+	} {
+		_, err := ParseRegistry(text)
+		if err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", text, err, want)
+		}
+	}
+}
+
+// Each level, and the default, against a condition that satisfies it and one
+// that does not, with the exact advice.
+func TestTunabilityLevels(t *testing.T) {
+	idle := system.Condition{Tree: "t"}
+	oneshotUp := system.Condition{Tree: "t", Live: true, Up: []string{"mount"}}
+	running := system.Condition{Tree: "t", Enabled: true, Live: true, Up: []string{"mount", "sshd", "ntpd"}, UpSupervised: []string{"sshd", "ntpd"}}
+	liveIdle := system.Condition{Tree: "t", Live: true}
+	enabled := system.Condition{Tree: "t", Enabled: true}
+	for _, tc := range []struct {
+		t       Tunability
+		ok, nok system.Condition
+		advice  string
+	}{
+		{Anytime, running, system.Condition{}, ""},
+		{WhenUnmonitored, oneshotUp, running, "stop the supervised services sshd ntpd of tree t: treeshift stop -t t sshd ntpd"},
+		{WhenOffline, liveIdle, oneshotUp, "stop services mount of tree t: treeshift stop -t t mount"},
+		{WhenDisabled, liveIdle, enabled, "disable tree t: treeshift tree disable t"},
+		{WhenUnmanaged, enabled, running, "stop services mount sshd ntpd of tree t and make it not live: treeshift stop -t t mount sshd ntpd; treeshift uninit t"},
+		{WhenUnmanaged, idle, liveIdle, "make tree t not live: treeshift uninit t"},
+		{AtCreation, system.Condition{}, idle, "tree t cannot be migrated: recreate it"},
+	} {
+		if tc.t != Anytime && tc.t != AtCreation {
+			if ok, adv := tc.t.Check(tc.ok); !ok {
+				t.Errorf("%s refused %+v: %s", tc.t, tc.ok, adv)
+			}
+		}
+		if tc.t == Anytime {
+			if ok, _ := tc.t.Check(tc.ok); !ok {
+				t.Errorf("ANYTIME refused")
+			}
+			continue
+		}
+		ok, adv := tc.t.Check(tc.nok)
+		if ok || adv != tc.advice {
+			t.Errorf("%s on %+v = %v, %q; want refusal %q", tc.t, tc.nok, ok, adv, tc.advice)
+		}
+	}
+	// An undeclared hop takes the default, WHEN_UNMANAGED.
+	r, _ := ParseRegistry("version 1\nversion 2\n")
+	p, err := r.NewPlan(liveIdle, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.OK() || p.Hops[0].Tunability != WhenUnmanaged || p.Hops[0].Declared {
+		t.Errorf("default hop %+v", p.Hops[0])
+	}
+	if p, _ := r.NewPlan(idle, 1, 2); !p.OK() {
+		t.Errorf("default hop refused a tree that is not live")
+	}
+	if _, err := r.NewPlan(idle, 7, 2); err == nil || err.Error() != "tree t is in format 7, which this treeshift does not know: refused" {
+		t.Errorf("unknown source: %v", err)
+	}
+}
