@@ -36,6 +36,7 @@ func TestScripts(t *testing.T) {
 			"exits":    cmdExits,
 			"snapshot": cmdSnapshot,
 			"truncate": cmdTruncate,
+			"asuser":   cmdAsUser,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -151,4 +152,43 @@ func cmdTruncate(ts *testscript.TestScript, neg bool, args []string) {
 	n, err := strconv.ParseInt(args[1], 10, 64)
 	ts.Check(err)
 	ts.Check(os.Truncate(ts.MkAbs(args[0]), n))
+}
+
+// cmdAsUser runs treeshift as another user, with setpriv(1):
+//
+//	asuser 65534 treeshift --root $ROOT status
+//
+// The test binary (which testscript dispatches by its name) is copied once
+// into a world-readable directory, since the build directory is private.
+// HOME is set to $ROOT's /home/UID so that the user's own paths are used.
+// The exit code is asserted like exits: asuser UID CODE treeshift ARGS...
+func cmdAsUser(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 || args[2] != "treeshift" {
+		ts.Fatalf("usage: asuser UID CODE treeshift [ARGS...]")
+	}
+	uid := args[0]
+	bin := userBinary(ts)
+	home := "/home/" + uid
+	cmd := []string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--inh-caps=-all",
+		"env", "-i", "HOME=" + home, "PATH=/usr/bin:/bin", bin}
+	cmdExits(ts, false, append([]string{args[1]}, append(cmd, args[3:]...)...))
+}
+
+var userBin string
+
+func userBinary(ts *testscript.TestScript) string {
+	if userBin != "" {
+		return userBin
+	}
+	self, err := exec.LookPath("treeshift")
+	ts.Check(err)
+	dir, err := os.MkdirTemp("", "treeshift-asuser")
+	ts.Check(err)
+	ts.Check(os.Chmod(dir, 0o755))
+	b, err := os.ReadFile(self)
+	ts.Check(err)
+	p := filepath.Join(dir, "treeshift")
+	ts.Check(os.WriteFile(p, b, 0o755))
+	userBin = p
+	return p
 }
