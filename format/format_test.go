@@ -248,3 +248,17 @@ func TestV3RequiresFormatRecord(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestV3RefusesRepeatedKeys(t *testing.T) {
+	w := cdb.NewWriter()
+	w.Add([]byte("treeshift-format"), []byte("3"))
+	w.Add([]byte("index"), []byte{0})
+	w.Add([]byte("index"), []byte{0})
+	b, _ := w.Bytes()
+	fsys := encode(t, v3{}, treetest.Sample())
+	fsys["compiled/index.cdb"] = &fstest.MapFile{Data: b}
+	_, _, err := Read(fsys)
+	if err == nil || err.Error() != `compiled/index.cdb: record "index" repeated` {
+		t.Errorf("got %v", err)
+	}
+}

@@ -232,13 +232,15 @@ func v3Open(fsys fs.FS, name string) (*cdb.Reader, error) {
 	}
 	h := sha256.New()
 	var want []byte
-	n := 0
+	seen := map[string]bool{}
 	err = r.ForEach(func(k, v []byte) error {
-		n++
+		// treeshift never writes a key twice; a repeat would make lookups
+		// depend on hash-table order.
+		if seen[string(k)] {
+			return fmt.Errorf("record %q repeated", clip(string(k)))
+		}
+		seen[string(k)] = true
 		if string(k) == v3KeySum {
-			if want != nil {
-				return errors.New("two checksum records")
-			}
 			want = v
 			return nil
 		}
