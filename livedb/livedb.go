@@ -106,6 +106,74 @@ func (t *Tree) Link(compiled string) error {
 	return durable.Symlink(rel, t.LinkPath())
 }
 
+// TempDir is the private directory that holds a copy of the database in use
+// while a transition runs: beside the live tree directory, so on the same
+// filesystem, and hidden.
+func (t *Tree) TempDir() string {
+	return filepath.Join(filepath.Dir(t.Dir), "."+t.Name+".update")
+}
+
+// CopyToTemp copies the compiled database src into a fresh TempDir (mode
+// 0700), makes the copy durable, and returns the copy's path.
+func (t *Tree) CopyToTemp(src string) (string, error) {
+	tmp := t.TempDir()
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", fmt.Errorf("remove %s: %w", tmp, unwrap(err))
+	}
+	if err := durable.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", tmp, unwrap(err))
+	}
+	dst := filepath.Join(tmp, "compiled")
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(to, info.Mode().Perm())
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
+				return err
+			}
+			return os.Chmod(to, info.Mode().Perm())
+		}
+		return fmt.Errorf("%s: a %v in a compiled database", p, d.Type())
+	})
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("copy %s to %s: %w", src, dst, unwrap(err))
+	}
+	if err := durable.SyncFS(tmp); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// RemoveTemp deletes TempDir, if present.
+func (t *Tree) RemoveTemp() error {
+	if _, err := os.Lstat(t.TempDir()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return durable.RemoveAll(t.TempDir())
+}
+
+// StateDir is where the embedded backend keeps service states: a transition
+// watches it for writers other than itself.
+func (t *Tree) StateDir() string { return t.stateDir() }
+
 // Remove deletes the live part of the tree. The caller has made sure none of
 // its services is up.
 func (t *Tree) Remove() error {

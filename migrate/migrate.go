@@ -47,13 +47,23 @@ func (m *Migrator) Plan(name string, to int) (*Plan, error) {
 	return p, nil
 }
 
-// Steps returns the steps that carry out plan p: one conversion per hop,
-// then, for a live tree, the switch of its live link to the new database.
-func (m *Migrator) Steps(p *Plan) ([]Step, error) {
+// HopSteps returns one conversion step per hop of plan p.
+func (m *Migrator) HopSteps(p *Plan) []Step {
 	var steps []Step
 	for _, h := range p.Hops {
 		steps = append(steps, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To})
 	}
+	return steps
+}
+
+// Relink returns the step that moves tree name's live link to the tree's
+// current database.
+func (m *Migrator) Relink(name string) Step { return &relink{sys: m.Sys, name: name} }
+
+// Steps returns the steps that carry out plan p: one conversion per hop,
+// then, for a live tree, the switch of its live link to the new database.
+func (m *Migrator) Steps(p *Plan) ([]Step, error) {
+	steps := m.HopSteps(p)
 	if len(steps) > 0 {
 		live, err := m.Sys.Live.Tree(p.Tree).Initialized()
 		if err != nil {

@@ -65,7 +65,7 @@ func (s *System) info(format string, args ...any) {
 }
 
 // Lock takes the owner lock for a command that changes anything.
-func (s *System) Lock(wait time.Duration) (*tree.Lock, error) { return s.Store.Lock(wait) }
+func (s *System) Lock(wait time.Duration) (*tree.Lock, error) { return s.Store.Lock(wait, true) }
 
 // checkName validates a tree or service name given on the command line.
 func checkName(what, name string) error {

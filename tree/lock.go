@@ -32,12 +32,21 @@ func (e *BusyError) Error() string {
 }
 
 // Lock takes the owner lock, waiting up to wait for a holder to let go.
-func (s *Store) Lock(wait time.Duration) (*Lock, error) {
-	if err := durable.MkdirAll(s.Dir, 0o755); err != nil {
-		return nil, err
-	}
+// With create false, nothing is created: a missing lock file means there is
+// no system directory, and a lock that locks nothing is returned.
+func (s *Store) Lock(wait time.Duration, create bool) (*Lock, error) {
 	p := filepath.Join(s.Dir, lockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	flags := os.O_RDONLY
+	if create {
+		if err := durable.MkdirAll(s.Dir, 0o755); err != nil {
+			return nil, err
+		}
+		flags = os.O_RDWR | os.O_CREATE
+	}
+	f, err := os.OpenFile(p, flags, 0o644)
+	if !create && errors.Is(err, os.ErrNotExist) {
+		return &Lock{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open lock %s: %w", p, unwrap(err))
 	}
@@ -62,7 +71,12 @@ func (s *Store) Lock(wait time.Duration) (*Lock, error) {
 }
 
 // Unlock releases the lock.
-func (l *Lock) Unlock() error { return l.f.Close() }
+func (l *Lock) Unlock() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
 
 // holderPID finds the pid holding an flock on f in /proc/locks, whose lines
 // read "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF".

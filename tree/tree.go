@@ -284,8 +284,11 @@ func (s *Store) Generations(name string) ([]int, error) {
 
 // Commit makes generation t the current one of its tree, in one durable
 // rename of the tree's link.
-func (s *Store) Commit(t *Tree) error {
-	return durable.Symlink(filepath.Base(t.Dir), s.Pointer(t.Name))
+func (s *Store) Commit(t *Tree) error { return s.CommitGen(t.Name, t.Gen) }
+
+// CommitGen makes generation gen of tree name the current one.
+func (s *Store) CommitGen(name string, gen int) error {
+	return durable.Symlink(filepath.Base(s.GenDir(name, gen)), s.Pointer(name))
 }
 
 // RemoveGen deletes generation gen of tree name. The caller guarantees that

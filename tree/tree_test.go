@@ -122,17 +122,17 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 
 func TestLockBusyNamesHolder(t *testing.T) {
 	s := Open(t.TempDir())
-	l, err := s.Lock(time.Second)
+	l, err := s.Lock(time.Second, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Lock(50 * time.Millisecond)
+	_, err = s.Lock(50*time.Millisecond, true)
 	var be *BusyError
 	if !errors.As(err, &be) || be.Holder != strconvPid() {
 		t.Fatalf("second lock: %v, want busy held by pid %s", err, strconvPid())
 	}
 	l.Unlock()
-	l2, err := s.Lock(50 * time.Millisecond)
+	l2, err := s.Lock(50*time.Millisecond, true)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}

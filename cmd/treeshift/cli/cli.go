@@ -42,6 +42,7 @@ type Globals struct {
 type CLI struct {
 	Globals
 
+	Update  UpdateCmd  `cmd:"" help:"Move trees and their live databases to a format version without stopping services."`
 	Tree    TreeCmd    `cmd:"" help:"Create, remove and arrange trees."`
 	Enable  EnableCmd  `cmd:"" help:"Enable services in a tree and recompile its database."`
 	Disable DisableCmd `cmd:"" help:"Disable services in a tree and recompile its database."`
@@ -63,14 +64,36 @@ type env struct {
 	log    *logger
 }
 
-// lock takes the owner lock and returns its release.
+// lock takes the owner lock for a command that changes trees, and returns
+// its release. An interrupted update must be dealt with first.
 func (e *env) lock() (func(), error) {
-	l, err := e.sys.Lock(e.Wait)
+	if names, err := e.sys.Store.Journals(); err != nil {
+		return nil, err
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("the update of tree(s) %s was interrupted: run treeshift update first", strings.Join(names, " "))
+	}
+	return e.lockFor(false)
+}
+
+// lockFor takes the owner lock. A dry run takes it too, so that what it
+// reports is not changing under it, but creates nothing: with no lock file
+// there is no system directory, and nothing to lock.
+func (e *env) lockFor(dryRun bool) (func(), error) {
+	l, err := e.sys.Store.Lock(e.Wait, !dryRun)
 	if err != nil {
 		return nil, err
 	}
 	return func() { l.Unlock() }, nil
 }
+
+// readOnly marks commands that only read: they warn about an interrupted
+// update instead of refusing to run.
+type readOnly interface{ readOnly() }
+
+func (*StatusCmd) readOnly()   {}
+func (*TreeListCmd) readOnly() {}
+func (*PlanCmd) readOnly()     {}
+func (*FormatsCmd) readOnly()  {}
 
 type exitCode int
 
@@ -122,7 +145,16 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	sys.Log = log.printf
 	e := &env{Globals: &c.Globals, sys: sys, stdout: stdout, log: log}
+	if _, ok := ctx.Selected().Target.Addr().Interface().(readOnly); ok {
+		if names, _ := sys.Store.Journals(); len(names) > 0 {
+			log.emit("warning", fmt.Sprintf("the update of tree(s) %s was interrupted: run treeshift update", strings.Join(names, " ")))
+		}
+	}
 	if err := ctx.Run(e); err != nil {
+		if r, ok := err.(reported); ok {
+			log.printf(2, "%v", r.error)
+			return ExitSystem
+		}
 		log.fatal(err)
 		return classify(err)
 	}
@@ -140,11 +172,20 @@ func classify(err error) int {
 	return ExitSystem
 }
 
-// logger prints 66-style messages at or below its verbosity.
+// logger prints 66-style messages at or below its verbosity. In a dry run
+// every line it prints starts with "dry run do: ".
 type logger struct {
 	w     io.Writer
 	level int
 	color bool
+	dry   bool
+}
+
+// action prints what a dry run would do, whatever the verbosity.
+func (l *logger) action(msg string) {
+	for _, line := range strings.Split(msg, "\n") {
+		fmt.Fprintf(l.w, "dry run do: %s\n", line)
+	}
 }
 
 var levelNames = map[int]string{1: "fatal", 2: "info", 3: "tracing", 4: "debug"}
@@ -172,8 +213,12 @@ func (l *logger) emit(name, msg string) {
 			name = c + name + "\x1b[0m"
 		}
 	}
+	prefix := ""
+	if l.dry {
+		prefix = "dry run do: "
+	}
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
-		fmt.Fprintf(l.w, "treeshift: %s: %s\n", name, line)
+		fmt.Fprintf(l.w, "%streeshift: %s: %s\n", prefix, name, line)
 	}
 }
 

@@ -1,0 +1,131 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/migrate"
+	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/update"
+)
+
+// UpdateCmd is `update`, 66-update's interface plus --to, --json and --wait
+// (a global option).
+type UpdateCmd struct {
+	DryRun bool     `short:"d" name:"dry-run" help:"Do every read and check, print every action prefixed \"dry run do: \", change nothing."`
+	To     int      `default:"${newest}" help:"Target format version (default: newest); lower for a downgrade." placeholder:"VERSION"`
+	JSON   bool     `name:"json" help:"Print a JSON result document on stdout (docs/JSON.md)."`
+	Trees  []string `arg:"" optional:"" help:"Trees to update (default: all of the invoking user's, in start order)."`
+}
+
+// UpdateReport is the --json document of update.
+type UpdateReport struct {
+	Schema    int             `json:"schema"`
+	DryRun    bool            `json:"dry_run"`
+	To        int             `json:"to"`
+	Recovered []string        `json:"recovered"`
+	Trees     []update.Result `json:"trees"`
+}
+
+func (c *UpdateCmd) Run(e *env) error {
+	r := migrate.Default()
+	if r.Version(c.To) == nil {
+		_, err := format.Get(c.To)
+		return &system.UsageError{Err: err}
+	}
+	e.log.dry = c.DryRun
+	for _, n := range c.Trees {
+		if _, err := e.sys.Load(n); err != nil {
+			if _, ok := err.(*system.UsageError); ok {
+				return err
+			}
+		}
+	}
+	unlock, err := e.lockFor(c.DryRun)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	u := &update.Updater{
+		Sys: e.sys, Registry: r, DryRun: c.DryRun,
+		Act: func(format string, args ...any) {
+			if c.DryRun {
+				e.log.action(fmt.Sprintf(format, args...))
+			} else {
+				e.log.printf(3, format, args...)
+			}
+		},
+		Note: e.log.printf,
+	}
+	recovered, err := u.Recover()
+	if err != nil {
+		return err
+	}
+	names := c.Trees
+	if len(names) == 0 {
+		if names, err = e.sys.Ordered(); err != nil {
+			return err
+		}
+	}
+	report := UpdateReport{Schema: 1, DryRun: c.DryRun, To: c.To, Recovered: nonNilStrings(recovered), Trees: []update.Result{}}
+	var bad []string
+	for _, n := range names {
+		res := u.Update(n, c.To)
+		report.Trees = append(report.Trees, res)
+		if res.Error != "" {
+			e.log.fatal(fmt.Errorf("%s", res.Error))
+			bad = append(bad, n)
+		}
+	}
+	if !c.DryRun && len(bad) == 0 {
+		if err := e.stamp(c.To); err != nil {
+			return err
+		}
+	}
+	if c.JSON {
+		if err := printJSON(e, report); err != nil {
+			return err
+		}
+	}
+	if len(bad) > 0 {
+		return reported{fmt.Errorf("tree(s) not updated: %s", strings.Join(bad, " "))}
+	}
+	return nil
+}
+
+// stamp records the target as the owner's format stamp once every tree is
+// in it.
+func (e *env) stamp(to int) error {
+	names, err := e.sys.Store.Names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		t, err := e.sys.Store.Load(n)
+		if err != nil {
+			return err
+		}
+		if t.Format != to {
+			return nil
+		}
+	}
+	st, err := e.sys.Store.ReadState()
+	if err != nil || st.Stamp == to || st.Stamp == 0 {
+		return err
+	}
+	st.Stamp = to
+	return e.sys.Store.WriteState(st)
+}
+
+// reported is an error whose details were already printed: only its summary
+// line remains to be said.
+type reported struct{ error }
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
