@@ -27,6 +27,8 @@ type System struct {
 	Owner   owner.Owner
 	Store   *tree.Store
 	Live    livedb.Dir
+	// LiveDir is the live directory inside the root (-l).
+	LiveDir string
 	Backend supervisor.Backend
 	// Log receives progress messages ("info"), if set.
 	Log func(level int, format string, args ...any)
@@ -54,6 +56,7 @@ func New(o owner.Owner, live string) (*System, error) {
 		Owner:   o,
 		Store:   tree.Open(o.Host(o.SystemDir())),
 		Live:    livedb.Dir{Path: o.Host(live), UID: o.UID},
+		LiveDir: filepath.Clean(live),
 		Backend: supervisor.Files{},
 	}, nil
 }
@@ -85,7 +88,17 @@ func (s *System) Load(name string) (*tree.Tree, error) {
 	if errors.As(err, &nf) {
 		return nil, &UsageError{Err: err}
 	}
-	return t, err
+	if err != nil {
+		return nil, err
+	}
+	// A tree live in another live directory has a link this command cannot
+	// see; working on it could remove the database that link uses.
+	if rec, err := s.Store.LiveRecord(name); err != nil {
+		return nil, err
+	} else if rec != "" && rec != s.LiveDir {
+		return nil, usage("tree %s is live in %s, not in %s: give -l %s", name, rec, s.LiveDir, rec)
+	}
+	return t, nil
 }
 
 // Ordered lists the owner's trees in start order: enabled trees in their
@@ -280,6 +293,9 @@ func (s *System) DestroyTree(name string) error {
 		return err
 	}
 	if err := lt.Remove(); err != nil {
+		return err
+	}
+	if err := s.Store.ClearLiveRecord(name); err != nil {
 		return err
 	}
 	if err := s.Store.Destroy(name); err != nil {
@@ -502,6 +518,11 @@ func (s *System) Init(name string) error {
 			return nil
 		}
 	}
+	// The record first: a record without a link is harmless, a link without
+	// a record is not.
+	if err := s.Store.SetLiveRecord(name, s.LiveDir); err != nil {
+		return err
+	}
 	if err := lt.Link(t.CompiledDir()); err != nil {
 		return err
 	}
@@ -525,6 +546,9 @@ func (s *System) Uninit(name string) error {
 			name, join(c.Up), name, join(c.Up))
 	}
 	if err := s.Live.Tree(name).Remove(); err != nil {
+		return err
+	}
+	if err := s.Store.ClearLiveRecord(name); err != nil {
 		return err
 	}
 	s.info("uninitialized tree %s", name)

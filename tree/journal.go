@@ -59,3 +59,42 @@ func (s *Store) Journals() ([]string, error) {
 func (s *Store) RemoveJournal(name string) error {
 	return durable.RemoveAll(s.JournalPath(name))
 }
+
+// A live tree's live directory is recorded in the system directory when it
+// is initialized: the generations a live link uses must never be collected,
+// and a command run with another -l cannot see that link.
+
+func (s *Store) liveRecordPath(name string) string { return filepath.Join(s.Dir, "live", name) }
+
+// LiveRecord returns the live directory (inside the root) tree name was
+// initialized in, or "" if none is recorded.
+func (s *Store) LiveRecord(name string) (string, error) {
+	b, err := os.ReadFile(s.liveRecordPath(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", s.liveRecordPath(name), unwrap(err))
+	}
+	v := strings.TrimSuffix(string(b), "\n")
+	if !filepath.IsAbs(v) || strings.Contains(v, "\n") {
+		return "", fmt.Errorf("%s: %q is not an absolute live directory", s.liveRecordPath(name), v)
+	}
+	return v, nil
+}
+
+// SetLiveRecord records that tree name is live in live.
+func (s *Store) SetLiveRecord(name, live string) error {
+	if err := durable.MkdirAll(filepath.Dir(s.liveRecordPath(name)), 0o755); err != nil {
+		return err
+	}
+	return durable.WriteFile(s.liveRecordPath(name), []byte(live+"\n"), 0o644)
+}
+
+// ClearLiveRecord forgets tree name's live directory.
+func (s *Store) ClearLiveRecord(name string) error {
+	if _, err := os.Lstat(s.liveRecordPath(name)); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return durable.RemoveAll(s.liveRecordPath(name))
+}
