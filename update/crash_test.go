@@ -1,0 +1,276 @@
+package update_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/system"
+)
+
+// The crash tests run a treeshift built with the faultinject tag: it
+// SIGKILLs itself right after durable step N (every write, rename, symlink
+// swap, sync), which is what a power loss or an OOM kill leaves behind.
+
+var (
+	buildOnce sync.Once
+	faultBin  string
+	buildErr  error
+)
+
+func faultBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "treeshift-fault")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		faultBin = filepath.Join(dir, "treeshift")
+		out, err := exec.Command("go", "build", "-tags", "faultinject", "-o", faultBin, "../cmd/treeshift").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build -tags faultinject: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return faultBin
+}
+
+// stageRoot builds a root with three live v1/v2 trees, services up, plus a
+// tree that is not live.
+func stageRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	dst := filepath.Join(root, "etc/treeshift/service")
+	os.MkdirAll(dst, 0o755)
+	entries, _ := os.ReadDir("../testscripts/testdata/services")
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join("../testscripts/testdata/services", e.Name()))
+		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
+	}
+	o, _ := owner.ForUID(0, root, os.Getenv)
+	s, err := system.New(o, owner.DefaultLive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []func() error{
+		func() error { return s.CreateTree("boot", system.CreateOptions{Format: 1, Enable: true, Current: true}) },
+		func() error { return s.EnableServices("boot", []string{"syslogd"}) },
+		func() error { return s.Init("boot") },
+		func() error { return s.Start("boot", []string{"syslogd"}) },
+		func() error { return s.CreateTree("net", system.CreateOptions{Format: 2, Enable: true}) },
+		func() error { return s.EnableServices("net", []string{"net"}) },
+		func() error { return s.Init("net") },
+		func() error { return s.Start("net", []string{"sshd"}) },
+		func() error { return s.CreateTree("idle", system.CreateOptions{Format: 1}) },
+		func() error { return s.EnableServices("idle", []string{"ntpd"}) },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func run(t *testing.T, bin string, env []string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return out.String(), 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return out.String(), -int(ws.Signal())
+		}
+		return out.String(), ee.ExitCode()
+	}
+	t.Fatal(err)
+	return "", 0
+}
+
+// normalizedStatus is status --json with formats and the stamp blanked.
+func normalizedStatus(t *testing.T, bin, root string) string {
+	t.Helper()
+	out, code := run(t, bin, nil, "--root", root, "status", "--json")
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	return regexp.MustCompile(`"(format|stamp)": \d+`).ReplaceAllString(out, `"$1": N`)
+}
+
+// checkLinks asserts that every live link under root resolves.
+func checkLinks(t *testing.T, root, when string) {
+	t.Helper()
+	all, _ := filepath.Glob(filepath.Join(root, "run/treeshift/tree/0/*/compiled"))
+	var links []string
+	for _, l := range all {
+		if !strings.HasPrefix(filepath.Base(filepath.Dir(l)), ".") { // not a temporary copy
+			links = append(links, l)
+		}
+	}
+	if len(links) != 2 {
+		t.Fatalf("%s: %d live links, want 2", when, len(links))
+	}
+	for _, l := range links {
+		if _, err := os.Stat(filepath.Join(l, ".")); err != nil {
+			target, _ := os.Readlink(l)
+			t.Fatalf("%s: live link %s -> %s dangles", when, l, target)
+		}
+	}
+}
+
+func copyRoot(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "root")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a: %v\n%s", err, out)
+	}
+	return dst
+}
+
+func TestCrashAtEveryDurableStep(t *testing.T) {
+	bin := faultBinary(t)
+	staged := stageRoot(t)
+	want := normalizedStatus(t, bin, staged)
+
+	// Learn how many durable steps a full update takes.
+	probe := copyRoot(t, staged)
+	out, code := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, "--root", probe, "update")
+	if code != 0 {
+		t.Fatalf("update: exit %d\n%s", code, out)
+	}
+	steps := len(regexp.MustCompile(`(?m)^step \d+: `).FindAllString(out, -1))
+	if steps < 20 {
+		t.Fatalf("only %d durable steps traced:\n%s", steps, out)
+	}
+	t.Logf("a full update takes %d durable steps", steps)
+
+	var rolledBack, completed int
+	for n := 1; n <= steps; n++ {
+		root := copyRoot(t, staged)
+		out, code := run(t, bin, []string{fmt.Sprintf("TREESHIFT_CRASH_AFTER=%d", n)}, "--root", root, "update")
+		if code != -int(syscall.SIGKILL) {
+			t.Fatalf("crash after step %d: exit %d, want killed\n%s", n, code, out)
+		}
+		when := fmt.Sprintf("after a crash at step %d", n)
+		checkLinks(t, root, when)
+
+		// Other commands notice an open journal.
+		journals, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/*"))
+		if len(journals) > 0 {
+			out, code := run(t, bin, nil, "--root", root, "enable", "-t", "idle", "sshd")
+			if code != 111 || !strings.Contains(out, "was interrupted: run treeshift update first") {
+				t.Fatalf("%s: enable with an open journal: exit %d\n%s", when, code, out)
+			}
+			out, _ = run(t, bin, nil, "--root", root, "tree", "list")
+			if !strings.Contains(out, "treeshift: warning: the update of tree(s) ") {
+				t.Fatalf("%s: tree list did not warn of the open journal:\n%s", when, out)
+			}
+		}
+
+		out, code = run(t, bin, nil, "--root", root, "-v", "2", "update")
+		if code != 0 {
+			t.Fatalf("%s: re-run: exit %d\n%s", when, code, out)
+		}
+		rolledBack += strings.Count(out, "rolled back the interrupted transition")
+		completed += strings.Count(out, "completed the interrupted transition")
+		checkLinks(t, root, when+" and a re-run")
+		if got := normalizedStatus(t, bin, root); got != want {
+			t.Fatalf("%s: state after the re-run differs from before:\n%s\nwant:\n%s", when, got, want)
+		}
+		out, _ = run(t, bin, nil, "--root", root, "tree", "list", "--json")
+		var list struct {
+			Trees []struct{ Format int }
+		}
+		json.Unmarshal([]byte(out), &list)
+		for _, tr := range list.Trees {
+			if tr.Format != 3 {
+				t.Fatalf("%s: a tree is in format %d after the re-run", when, tr.Format)
+			}
+		}
+		leftovers, _ := filepath.Glob(filepath.Join(root, "run/treeshift/tree/0/.*"))
+		journals, _ = filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/*"))
+		gens, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/tree/.*"))
+		if len(leftovers) > 0 || len(journals) > 0 || len(gens) != 3 {
+			t.Fatalf("%s: left behind temp %v, journals %v, generations %v", when, leftovers, journals, gens)
+		}
+	}
+	t.Logf("recoveries: %d rolled back, %d completed", rolledBack, completed)
+	if rolledBack == 0 || completed == 0 {
+		t.Errorf("crashes exercised %d rollbacks and %d completions; want both kinds", rolledBack, completed)
+	}
+}
+
+func TestOutsideWriterAbortsTransition(t *testing.T) {
+	bin := faultBinary(t)
+	staged := stageRoot(t)
+	want := normalizedStatus(t, bin, staged)
+
+	// Find the step that moves boot's live link to the temporary copy.
+	probe := copyRoot(t, staged)
+	out, _ := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, "--root", probe, "update", "boot")
+	m := regexp.MustCompile(`(?m)^step (\d+): symlink \S+/run/treeshift/tree/0/boot/compiled$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no live link step traced:\n%s", out)
+	}
+
+	root := copyRoot(t, staged)
+	pauseFile := filepath.Join(t.TempDir(), "pause")
+	cmd := exec.Command(bin, "--root", root, "update", "boot")
+	cmd.Env = append(os.Environ(), "TREESHIFT_PAUSE_AFTER="+m[1], "TREESHIFT_PAUSE_FILE="+pauseFile)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(pauseFile + ".paused"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("update never paused:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Someone edits a record of the tree being transitioned.
+	meta := filepath.Join(root, "var/lib/treeshift/tree/boot/meta")
+	b, _ := os.ReadFile(meta)
+	os.WriteFile(meta, b, 0o644)
+	os.WriteFile(pauseFile+".resume", nil, 0o644)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 111 {
+		t.Fatalf("update with an outside writer: %v\n%s", err, buf.String())
+	}
+	if !regexp.MustCompile(`treeshift: fatal: \S+/tree/\.boot\.\d+/meta was changed by another process during the transition of tree boot: rolled back`).MatchString(buf.String()) {
+		t.Errorf("message does not name the path:\n%s", buf.String())
+	}
+	checkLinks(t, root, "after the aborted transition")
+	if got := normalizedStatus(t, bin, root); got != want {
+		t.Errorf("state after the rollback differs:\n%s\nwant:\n%s", got, want)
+	}
+	out, _ = run(t, bin, nil, "--root", root, "tree", "list")
+	if !regexp.MustCompile(`(?m)^boot\s+1\s`).MatchString(out) {
+		t.Errorf("boot is not back in format 1:\n%s", out)
+	}
+}
