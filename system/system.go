@@ -24,9 +24,9 @@ import (
 
 // System is one owner's trees and live state.
 type System struct {
-	Owner   owner.Owner
-	Store   *tree.Store
-	Live    livedb.Dir
+	Owner owner.Owner
+	Store *tree.Store
+	Live  livedb.Dir
 	// LiveDir is the live directory inside the root (-l).
 	LiveDir string
 	Backend supervisor.Backend

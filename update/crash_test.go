@@ -67,7 +67,9 @@ func stageRoot(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for _, step := range []func() error{
-		func() error { return s.CreateTree("boot", system.CreateOptions{Format: 1, Enable: true, Current: true}) },
+		func() error {
+			return s.CreateTree("boot", system.CreateOptions{Format: 1, Enable: true, Current: true})
+		},
 		func() error { return s.EnableServices("boot", []string{"syslogd"}) },
 		func() error { return s.Init("boot") },
 		func() error { return s.Start("boot", []string{"syslogd"}) },

@@ -67,7 +67,7 @@ func (u *Updater) note(level int, format string, args ...any) {
 // paths, are recorded, so a root moved between a crash and the next run is
 // still understood.
 type journal struct {
-	Schema int `json:"schema"`
+	Schema int    `json:"schema"`
 	Tree   string `json:"tree"`
 	From   int    `json:"from"`
 	To     int    `json:"to"`
