@@ -1,8 +1,9 @@
 #!/bin/sh
 # Stage a system under a temporary --root with old-format (v1) trees of
-# realistic services, make them live, bring some services up, and show the
-# result. Needs only the treeshift binary: the embedded backend keeps live
-# state as files.
+# realistic services, make them live and bring some services up; then run
+# the update as an administrator would — a dry run first, then the real one —
+# and show that nothing but the format changed. Needs only the treeshift
+# binary: the embedded backend keeps live state as files.
 set -eu
 bin=${TREESHIFT:-bin/treeshift}
 root=$(mktemp -d "${TMPDIR:-/tmp}/treeshift-demo.XXXXXX")
@@ -23,5 +24,22 @@ ts start -t boot udevd syslogd hostname
 ts -v 2 start -t net sshd ntpd
 ts start -t desktop dbus
 ts tree list
+"$bin" --root "$root" status --json > "$root/status-before.json"
+
+echo
+echo "# The package was upgraded: its trees must move to format 3."
+ts plan
+ts update -d
+ts -v 3 update
+ts tree list
 ts status
+"$bin" --root "$root" status --json > "$root/status-after.json"
+echo
+echo "# status --json before and after, formats and stamp aside:"
+strip() { sed -E 's/"(format|stamp)": [0-9]+/"\1": N/' "$1"; }
+if [ "$(strip "$root/status-before.json")" = "$(strip "$root/status-after.json")" ]; then
+	echo "identical: same trees, services, dependencies, order and live states"
+else
+	echo "DIFFERENT:"; strip "$root/status-before.json" > "$root/b"; strip "$root/status-after.json" | diff "$root/b" - ; exit 1
+fi
 echo "# left in place for a look: $root (rm -rf it when done)"
