@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"testing/fstest"
 
 	"github.com/treeshift/treeshift/model"
 )
@@ -147,4 +148,15 @@ func unwrapFS(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// ReadFiles decodes a tree from its encoded files held in memory, with the
+// same checks as Read: how a conversion verifies an intermediate format
+// without writing it.
+func ReadFiles(files []File) (*model.Tree, int, error) {
+	fsys := fstest.MapFS{}
+	for _, f := range files {
+		fsys[f.Name] = &fstest.MapFile{Data: f.Data, Mode: f.Mode}
+	}
+	return Read(fsys)
 }

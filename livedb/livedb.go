@@ -162,12 +162,14 @@ func (t *Tree) CopyToTemp(src string) (string, error) {
 	return dst, nil
 }
 
-// RemoveTemp deletes TempDir, if present.
+// RemoveTemp deletes TempDir, if present, once no link points at it. The
+// removal is not synced: a copy that reappears after a crash is unused, and
+// the next transition replaces it.
 func (t *Tree) RemoveTemp() error {
 	if _, err := os.Lstat(t.TempDir()); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	return durable.RemoveAll(t.TempDir())
+	return durable.Discard(t.TempDir())
 }
 
 // StateDir is where the embedded backend keeps service states: a transition

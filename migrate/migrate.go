@@ -50,8 +50,10 @@ func (m *Migrator) Plan(name string, to int) (*Plan, error) {
 // HopSteps returns one conversion step per hop of plan p.
 func (m *Migrator) HopSteps(p *Plan) []Step {
 	var steps []Step
-	for _, h := range p.Hops {
-		steps = append(steps, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To})
+	ch := &chain{}
+	for i, h := range p.Hops {
+		steps = append(steps, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To,
+			target: p.To, last: i == len(p.Hops)-1, ch: ch})
 	}
 	return steps
 }

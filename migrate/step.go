@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/system"
 	"github.com/treeshift/treeshift/tree"
 )
@@ -47,14 +49,26 @@ func Run(steps []Step, trace func(string)) error {
 	return nil
 }
 
-// convert is a hop: write the tree in format To as a new generation, check
-// that it decodes to exactly the tree it was made from, and make it current.
+// chain carries a tree through the hops of one plan. Only the last hop
+// writes: the intermediate formats are encoded and decoded in memory, which
+// proves each conversion lossless without a generation on disk per hop.
+type chain struct {
+	orig *tree.Tree  // the tree on disk when the first hop ran
+	cur  *model.Tree // the tree as the previous hop left it
+	done bool        // the tree was already in the plan's target format
+}
+
+// convert is a hop: convert the tree to format To and check that the result
+// decodes to exactly the tree it was made from; the last hop writes it as a
+// new generation beside the current one and makes that current.
 type convert struct {
 	store    *tree.Store
 	name     string
 	from, to int
-	// set by Apply
-	prev, next *tree.Tree
+	target   int // the plan's target format
+	last     bool
+	ch       *chain
+	next     *tree.Tree // set once the last hop has staged
 }
 
 func (c *convert) Describe() string {
@@ -62,18 +76,40 @@ func (c *convert) Describe() string {
 }
 
 func (c *convert) Apply() error {
-	cur, err := c.store.Load(c.name)
-	if err != nil {
-		return err
+	if c.ch.orig == nil {
+		cur, err := c.store.Load(c.name)
+		if err != nil {
+			return err
+		}
+		c.ch.orig, c.ch.cur = cur, cur.Tree
+		c.ch.done = cur.Format == c.target // a re-run after a crash
+		if !c.ch.done && cur.Format != c.from {
+			return fmt.Errorf("tree %s is in format %d, expected %d", c.name, cur.Format, c.from)
+		}
 	}
-	if cur.Format == c.to {
-		return nil // already done: a re-run after a crash
+	if c.ch.done {
+		return nil
 	}
-	if cur.Format != c.from {
-		return fmt.Errorf("tree %s is in format %d, expected %d", c.name, cur.Format, c.from)
+	if !c.last {
+		codec, err := format.Get(c.to)
+		if err != nil {
+			return err
+		}
+		files, err := codec.Encode(c.ch.cur)
+		if err != nil {
+			return err
+		}
+		got, _, err := format.ReadFiles(files)
+		if err != nil {
+			return fmt.Errorf("tree %s: format %d does not read back: %w", c.name, c.to, err)
+		}
+		if !reflect.DeepEqual(got, c.ch.cur) {
+			return fmt.Errorf("tree %s: format %d does not read back as the tree it was written from", c.name, c.to)
+		}
+		c.ch.cur = got
+		return nil
 	}
-	c.prev = cur
-	next, err := c.store.Stage(cur.Tree, c.to)
+	next, err := c.store.Stage(c.ch.cur, c.to)
 	if err != nil {
 		return err // Stage leaves nothing behind
 	}
@@ -82,7 +118,7 @@ func (c *convert) Apply() error {
 	if err != nil {
 		return err
 	}
-	if !reflect.DeepEqual(check.Tree, cur.Tree) {
+	if !reflect.DeepEqual(check.Tree, c.ch.orig.Tree) {
 		return fmt.Errorf("tree %s: format %d generation %s does not read back as the tree it was written from", c.name, c.to, next.Dir)
 	}
 	return c.store.Commit(next)
@@ -94,7 +130,7 @@ func (c *convert) Undo() error {
 	}
 	// Point the tree back first, whether or not the commit happened, and
 	// only then delete the new generation: the link never dangles.
-	if err := c.store.Commit(c.prev); err != nil {
+	if err := c.store.Commit(c.ch.orig); err != nil {
 		return err
 	}
 	return c.store.RemoveGen(c.name, c.next.Gen)

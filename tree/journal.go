@@ -55,9 +55,11 @@ func (s *Store) Journals() ([]string, error) {
 	return names, nil
 }
 
-// RemoveJournal closes tree name's entry.
+// RemoveJournal closes tree name's entry. The removal is not synced: an
+// entry that reappears after a crash describes a finished transition, and
+// finishing it again changes nothing.
 func (s *Store) RemoveJournal(name string) error {
-	return durable.RemoveAll(s.JournalPath(name))
+	return durable.Discard(s.JournalPath(name))
 }
 
 // A live tree's live directory is recorded in the system directory when it

@@ -292,9 +292,11 @@ func (s *Store) CommitGen(name string, gen int) error {
 }
 
 // RemoveGen deletes generation gen of tree name. The caller guarantees that
-// neither the tree's link nor a live database points into it.
+// neither the tree's link nor a live database points into it. The removal
+// is not synced: a generation that reappears after a crash is unused, and
+// the next change collects it again.
 func (s *Store) RemoveGen(name string, gen int) error {
-	return durable.RemoveAll(s.GenDir(name, gen))
+	return durable.Discard(s.GenDir(name, gen))
 }
 
 // Destroy removes tree name: its link first, so the tree is gone in one step,

@@ -119,11 +119,21 @@ func MkdirAll(path string, perm fs.FileMode) error {
 // RemoveAll removes path and everything below it, then syncs its parent so
 // the removal survives a crash.
 func RemoveAll(path string) error {
+	if err := Discard(path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// Discard removes path and everything below it without syncing: for garbage
+// (a temporary copy, an unused generation, a closed journal entry) whose
+// return after a crash is harmless because the next run removes it again.
+func Discard(path string) error {
 	if err := os.RemoveAll(path); err != nil {
 		return fmt.Errorf("remove %s: %w", path, unwrapPath(err))
 	}
 	point("remove", path)
-	return SyncDir(filepath.Dir(path))
+	return nil
 }
 
 // unwrapPath drops the *fs.PathError wrapper so that messages name each path

@@ -1,0 +1,88 @@
+package update_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/migrate"
+	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/update"
+)
+
+// benchSystem stages trees × services longruns in format 1, all live.
+func benchSystem(b *testing.B, trees, services int) *system.System {
+	root := b.TempDir()
+	defs := filepath.Join(root, "etc/treeshift/service")
+	os.MkdirAll(defs, 0o755)
+	var names []string
+	for i := 0; i < services; i++ {
+		n := fmt.Sprintf("s%04d", i)
+		dep := ""
+		if i%10 != 0 {
+			dep = fmt.Sprintf("@depends = ( s%04d )", i-1)
+		}
+		os.WriteFile(filepath.Join(defs, n), []byte(fmt.Sprintf("[main]\n@type = longrun\n@version = 1.0.0\n@description = \"svc\"\n@user = ( root )\n%s\n[start]\n@execute = ( sleep infinity )\n", dep)), 0o644)
+		names = append(names, n)
+	}
+	o, _ := owner.ForUID(0, root, os.Getenv)
+	s, _ := system.New(o, owner.DefaultLive)
+	for t := 0; t < trees; t++ {
+		n := fmt.Sprintf("t%03d", t)
+		for _, err := range []error{
+			s.CreateTree(n, system.CreateOptions{Format: 1, Enable: true}),
+			s.EnableServices(n, names),
+			s.Init(n),
+			s.Start(n, names[:1]),
+		} {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return s
+}
+
+// BenchmarkUpdate10x20 updates 10 live trees of 20 services from format 1
+// to 3 and back to 1 per iteration (the downgrade needs the services down).
+func BenchmarkUpdate10x20(b *testing.B) {
+	s := benchSystem(b, 10, 20)
+	u := &update.Updater{Sys: s, Registry: migrate.Default()}
+	names, _ := s.Ordered()
+	for _, n := range names {
+		s.Stop(n, []string{"s0000"})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, to := range []int{3, 1} {
+			for _, n := range names {
+				if r := u.Update(n, to); r.Error != "" {
+					b.Fatal(r.Error)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkNothingToDo10k is the second run after an upgrade at 10,000
+// services: every tree is checked and found current.
+func BenchmarkNothingToDo10k(b *testing.B) {
+	s := benchSystem(b, 100, 100)
+	u := &update.Updater{Sys: s, Registry: migrate.Default()}
+	names, _ := s.Ordered()
+	for _, n := range names {
+		if r := u.Update(n, 3); r.Error != "" {
+			b.Fatal(r.Error)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, n := range names {
+			if r := u.Update(n, 3); r.Outcome != update.Unchanged {
+				b.Fatal(r)
+			}
+		}
+	}
+}
