@@ -20,8 +20,11 @@ vet:
 demo: build
 	TREESHIFT=$(BIN) ./demo/demo.sh
 
-bench:
+# Go benchmarks, then end-to-end update timings against cp -a + sync.
+bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	TREESHIFT=$(BIN) ./bench/update.sh 10 20
+	TREESHIFT=$(BIN) ./bench/update.sh 100 100
 
 # Run every fuzz target for FUZZTIME each (go test runs one target at a time).
 # Minimizing a new cdb input (at least 2048 bytes) can take the default 60s
