@@ -32,6 +32,20 @@ type Codec interface {
 	Encode(t *model.Tree) ([]File, error)
 	// Decode reads a tree from fsys, rooted at the tree directory.
 	Decode(fsys fs.FS) (*model.Tree, error)
+	// Peek returns the version the marker file states, reading as little
+	// as it can; it does not validate the tree.
+	Peek(fsys fs.FS) (int, error)
+}
+
+// Peek returns the format version a tree directory states, without
+// decoding or validating the tree: enough to tell that a tree needs no
+// conversion.
+func Peek(fsys fs.FS) (int, error) {
+	c, err := Detect(fsys)
+	if err != nil {
+		return 0, err
+	}
+	return c.Peek(fsys)
 }
 
 // FileError says what is wrong with which file of a tree. Name is relative to

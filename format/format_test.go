@@ -262,3 +262,17 @@ func TestV3RefusesRepeatedKeys(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestPeek(t *testing.T) {
+	for _, c := range All() {
+		fsys := encode(t, c, treetest.Sample())
+		if v, err := Peek(fsys); err != nil || v != c.Version() {
+			t.Errorf("v%d: Peek = %d, %v", c.Version(), v, err)
+		}
+	}
+	fsys := encode(t, v2{}, treetest.Sample())
+	fsys["tree.json"].Data = []byte(strings.Replace(string(fsys["tree.json"].Data), "treeshift-format 2", "treeshift-format 5", 1))
+	if v, err := Peek(fsys); err != nil || v != 5 {
+		t.Errorf("Peek of a newer file = %d, %v; want 5", v, err)
+	}
+}

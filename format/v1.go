@@ -3,6 +3,7 @@ package format
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path"
 	"slices"
@@ -276,4 +277,20 @@ func clip(s string) string {
 		return s[:40] + "..."
 	}
 	return s
+}
+
+func (v1) Peek(fsys fs.FS) (int, error) {
+	f, err := fsys.Open("meta")
+	if err != nil {
+		return 0, bad("meta", "%v", unwrapFS(err))
+	}
+	defer f.Close()
+	buf := make([]byte, 32)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	v, err := strconv.Atoi(strings.TrimPrefix(line, "format="))
+	if !strings.HasPrefix(line, "format=") || err != nil {
+		return 0, bad("meta", "line 1: expected format=N, found %q", clip(line))
+	}
+	return v, nil
 }

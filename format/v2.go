@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -180,4 +181,24 @@ func nilIfEmpty(s []string) []string {
 		return nil
 	}
 	return s
+}
+
+func (v2) Peek(fsys fs.FS) (int, error) {
+	f, err := fsys.Open("tree.json")
+	if err != nil {
+		return 0, bad("tree.json", "%v", unwrapFS(err))
+	}
+	defer f.Close()
+	buf := make([]byte, 128)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	fields := strings.Fields(line)
+	if len(fields) < 2 || fields[0] != v2Magic {
+		return 0, bad("tree.json", "header %q is not \"%s VERSION sha256:HEX\"", clip(line), v2Magic)
+	}
+	v, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return 0, bad("tree.json", "header version %q is not a number", clip(fields[1]))
+	}
+	return v, nil
 }

@@ -338,3 +338,23 @@ func (v3) Decode(fsys fs.FS) (*model.Tree, error) {
 	}
 	return t, nil
 }
+
+func (v3) Peek(fsys fs.FS) (int, error) {
+	b, err := readFile(fsys, "tree.cdb")
+	if err != nil {
+		return 0, err
+	}
+	r, err := cdb.Open(b)
+	if err != nil {
+		return 0, bad("tree.cdb", "%v", err)
+	}
+	v, ok, err := r.Get([]byte(v3KeyFormat))
+	if err != nil || !ok {
+		return 0, bad("tree.cdb", "no readable %s record", v3KeyFormat)
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, bad("tree.cdb", "%s record %q is not a version number", v3KeyFormat, clip(string(v)))
+	}
+	return n, nil
+}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/tree"
 )
 
 // Migrator plans and runs format changes of one owner's trees.
@@ -22,7 +23,13 @@ func (m *Migrator) Plan(name string, to int) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := m.Sys.Condition(name)
+	return m.PlanLoaded(t, to)
+}
+
+// PlanLoaded is Plan for a tree the caller has loaded.
+func (m *Migrator) PlanLoaded(t *tree.Tree, to int) (*Plan, error) {
+	name := t.Name
+	c, err := m.Sys.ConditionOf(t)
 	if err != nil {
 		return nil, err
 	}

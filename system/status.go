@@ -90,7 +90,7 @@ func (s *System) Status(names []string) (*Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		ts, err := s.treeStatus(t, st)
+		ts, err := s.TreeStatus(t, st)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +99,8 @@ func (s *System) Status(names []string) (*Status, error) {
 	return out, nil
 }
 
-func (s *System) treeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
+// TreeStatus reports a loaded tree, st being the system state.
+func (s *System) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 	enabled, pos := st.Enabled(t.Name)
 	ts := TreeStatus{
 		Name: t.Name, Format: t.Format, Enabled: enabled, Current: st.Current == t.Name, Position: pos,

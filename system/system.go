@@ -93,12 +93,29 @@ func (s *System) Load(name string) (*tree.Tree, error) {
 	}
 	// A tree live in another live directory has a link this command cannot
 	// see; working on it could remove the database that link uses.
-	if rec, err := s.Store.LiveRecord(name); err != nil {
+	if err := s.CheckTree(name); err != nil {
 		return nil, err
-	} else if rec != "" && rec != s.LiveDir {
-		return nil, usage("tree %s is live in %s, not in %s: give -l %s", name, rec, s.LiveDir, rec)
 	}
 	return t, nil
+}
+
+// CheckTree reports a usage error if name is not a valid name of an
+// existing tree of the owner, or is live in another live directory.
+func (s *System) CheckTree(name string) error {
+	if err := checkName("tree", name); err != nil {
+		return err
+	}
+	if ok, err := s.Store.Exists(name); err != nil {
+		return err
+	} else if !ok {
+		return &UsageError{Err: &tree.NotFoundError{Name: name}}
+	}
+	if rec, err := s.Store.LiveRecord(name); err != nil {
+		return err
+	} else if rec != "" && rec != s.LiveDir {
+		return usage("tree %s is live in %s, not in %s: give -l %s", name, rec, s.LiveDir, rec)
+	}
+	return nil
 }
 
 // Ordered lists the owner's trees in start order: enabled trees in their
@@ -573,6 +590,12 @@ func (s *System) Condition(name string) (Condition, error) {
 	if err != nil {
 		return Condition{}, err
 	}
+	return s.ConditionOf(t)
+}
+
+// ConditionOf reports the current condition of a loaded tree.
+func (s *System) ConditionOf(t *tree.Tree) (Condition, error) {
+	name := t.Name
 	st, err := s.Store.ReadState()
 	if err != nil {
 		return Condition{}, err

@@ -126,6 +126,21 @@ func (s *Store) current(name string) (int, error) {
 	return gen, nil
 }
 
+// PeekFormat returns the format version tree name's current generation
+// states, without decoding it.
+func (s *Store) PeekFormat(name string) (int, error) {
+	gen, err := s.current(name)
+	if err != nil {
+		return 0, err
+	}
+	dir := s.GenDir(name, gen)
+	v, err := format.Peek(os.DirFS(dir))
+	if err != nil {
+		return 0, rebase(dir, err)
+	}
+	return v, nil
+}
+
 // Load reads tree name's current generation and decodes it. A generation
 // holding a symbolic link, an unreadable file or a record that does not
 // decode is refused with the path and what is wrong.

@@ -97,6 +97,14 @@ func (u *Updater) Update(name string, to int) (res Result) {
 		res.Outcome, res.Error = outcome, err.Error()
 		return res
 	}
+	// A tree already in the target format needs no more than a look at the
+	// version it states: nothing will be changed, so nothing need be
+	// validated.
+	if v, err := u.Sys.Store.PeekFormat(name); err == nil && v == to {
+		res.From, res.Outcome = v, Unchanged
+		u.note(3, "tree: %s is already in format %d", name, to)
+		return res
+	}
 	// Every record decodes, or nothing is done.
 	t, err := u.Sys.Load(name)
 	if err != nil {
@@ -104,7 +112,7 @@ func (u *Updater) Update(name string, to int) (res Result) {
 	}
 	res.From = t.Format
 	m := &migrate.Migrator{Sys: u.Sys, Registry: u.Registry}
-	p, err := m.Plan(name, to)
+	p, err := m.PlanLoaded(t, to)
 	if err != nil {
 		return fail(Failed, err)
 	}
@@ -133,11 +141,15 @@ func (u *Updater) Update(name string, to int) (res Result) {
 				name, u.Sys.Owner.Inside(target), name)})
 		}
 	}
-	st, err := u.Sys.Status([]string{name})
+	state, err := u.Sys.Store.ReadState()
 	if err != nil {
 		return fail(Failed, err)
 	}
-	j := journal{Schema: 1, Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: st.Trees[0], Started: start.UTC()}
+	saved, err := u.Sys.TreeStatus(t, state)
+	if err != nil {
+		return fail(Failed, err)
+	}
+	j := journal{Schema: 1, Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved, Started: start.UTC()}
 
 	u.act("save state of tree: %s", name)
 	var steps []migrate.Step

@@ -151,10 +151,6 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}
 	if err := ctx.Run(e); err != nil {
-		if r, ok := err.(reported); ok {
-			log.printf(2, "%v", r.error)
-			return ExitSystem
-		}
 		log.fatal(err)
 		return classify(err)
 	}

@@ -35,11 +35,10 @@ func (c *UpdateCmd) Run(e *env) error {
 		return &system.UsageError{Err: err}
 	}
 	e.log.dry = c.DryRun
+	// Unknown or badly named trees are usage errors, before anything runs.
 	for _, n := range c.Trees {
-		if _, err := e.sys.Load(n); err != nil {
-			if _, ok := err.(*system.UsageError); ok {
-				return err
-			}
+		if err := e.sys.CheckTree(n); err != nil {
+			return err
 		}
 	}
 	unlock, err := e.lockFor(c.DryRun)
@@ -90,7 +89,7 @@ func (c *UpdateCmd) Run(e *env) error {
 		}
 	}
 	if len(bad) > 0 {
-		return reported{fmt.Errorf("tree(s) not updated: %s", strings.Join(bad, " "))}
+		return fmt.Errorf("tree(s) not updated: %s", strings.Join(bad, " "))
 	}
 	return nil
 }
@@ -103,11 +102,11 @@ func (e *env) stamp(to int) error {
 		return err
 	}
 	for _, n := range names {
-		t, err := e.sys.Store.Load(n)
+		v, err := e.sys.Store.PeekFormat(n)
 		if err != nil {
 			return err
 		}
-		if t.Format != to {
+		if v != to {
 			return nil
 		}
 	}
@@ -118,10 +117,6 @@ func (e *env) stamp(to int) error {
 	st.Stamp = to
 	return e.sys.Store.WriteState(st)
 }
-
-// reported is an error whose details were already printed: only its summary
-// line remains to be said.
-type reported struct{ error }
 
 func nonNilStrings(s []string) []string {
 	if s == nil {
