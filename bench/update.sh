@@ -48,11 +48,14 @@ while [ $t -lt "$trees" ]; do
 	t=$((t + 1))
 done
 
+# Wall-clock time on a shared disk swings with the host's load; CPU time
+# (user + system) is steadier, so both are shown.
 measure() { # label, command...
 	label=$1; shift
-	/usr/bin/time -f "%e %M" -o "$work/time" "$@"
-	read -r secs kib < "$work/time"
-	printf '%-34s %8.3f s %8d KiB peak RSS\n' "$label" "$secs" "$kib"
+	/usr/bin/time -f "%e %U %S %M" -o "$work/time" "$@"
+	read -r secs user sys kib < "$work/time"
+	cpu=$(echo "$user $sys" | awk '{printf "%.3f", $1 + $2}')
+	printf '%-34s %8.3f s wall %8s s cpu %8d KiB peak RSS\n' "$label" "$secs" "$cpu" "$kib"
 }
 
 echo "# $trees trees x $services services, format 1 -> 3"

@@ -113,15 +113,15 @@ func (t *Tree) TempDir() string {
 	return filepath.Join(filepath.Dir(t.Dir), "."+t.Name+".update")
 }
 
-// CopyToTemp copies the compiled database src into a fresh TempDir (mode
-// 0700), makes the copy durable, and returns the copy's path.
-func (t *Tree) CopyToTemp(src string) (string, error) {
+// PrepareTemp fills a fresh TempDir (mode 0700) with a copy of the compiled
+// database src and returns the copy's path. Files are hard links where the
+// filesystem allows, since a compiled database is never modified in place,
+// and byte copies otherwise. Nothing is synced: the caller syncs the live
+// directory's filesystem (Dir.Sync) before pointing a link at the copy.
+func (t *Tree) PrepareTemp(src string) (string, error) {
 	tmp := t.TempDir()
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("remove %s: %w", tmp, unwrap(err))
-	}
-	if err := durable.MkdirAll(filepath.Dir(tmp), 0o755); err != nil {
-		return "", err
 	}
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		return "", fmt.Errorf("create %s: %w", tmp, unwrap(err))
@@ -133,22 +133,18 @@ func (t *Tree) CopyToTemp(src string) (string, error) {
 		}
 		rel, _ := filepath.Rel(src, p)
 		to := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
 		switch {
 		case d.IsDir():
-			return os.Mkdir(to, info.Mode().Perm())
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(p)
+			info, err := d.Info()
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
-				return err
+			return os.Mkdir(to, info.Mode().Perm())
+		case d.Type().IsRegular():
+			if err := os.Link(p, to); err == nil {
+				return nil
 			}
-			return os.Chmod(to, info.Mode().Perm())
+			return copyFile(p, to)
 		}
 		return fmt.Errorf("%s: a %v in a compiled database", p, d.Type())
 	})
@@ -156,10 +152,22 @@ func (t *Tree) CopyToTemp(src string) (string, error) {
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("copy %s to %s: %w", src, dst, unwrap(err))
 	}
-	if err := durable.SyncFS(tmp); err != nil {
-		return "", err
-	}
 	return dst, nil
+}
+
+func copyFile(from, to string) error {
+	info, err := os.Stat(from)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
+		return err
+	}
+	return os.Chmod(to, info.Mode().Perm())
 }
 
 // RemoveTemp deletes TempDir, if present, once no link points at it. The
@@ -175,6 +183,25 @@ func (t *Tree) RemoveTemp() error {
 // StateDir is where the embedded backend keeps service states: a transition
 // watches it for writers other than itself.
 func (t *Tree) StateDir() string { return t.stateDir() }
+
+// LinkUnsynced is Link without the directory sync, for a caller that swaps
+// several links and then syncs the filesystem once (Dir.Sync). The live tree
+// directory must exist: the tree is live.
+func (t *Tree) LinkUnsynced(compiled string) error {
+	rel, err := filepath.Rel(t.Dir, compiled)
+	if err != nil {
+		return fmt.Errorf("link %s to %s: %w", t.LinkPath(), compiled, err)
+	}
+	return durable.SwapSymlink(rel, t.LinkPath())
+}
+
+// Sync makes every write and rename under the live directory durable.
+func (d Dir) Sync() error {
+	if _, err := os.Stat(d.Path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return durable.SyncFS(d.Path)
+}
 
 // Remove deletes the live part of the tree. The caller has made sure none of
 // its services is up.

@@ -54,33 +54,60 @@ func (m *Migrator) PlanLoaded(t *tree.Tree, to int) (*Plan, error) {
 	return p, nil
 }
 
-// HopSteps returns one conversion step per hop of plan p.
-func (m *Migrator) HopSteps(p *Plan) []Step {
-	var steps []Step
+// Conversion is the steps that change a tree's format: one per hop, the
+// last staging the new generation, and the commit that makes it current.
+type Conversion struct {
+	Hops   []Step
+	Commit Step
+	ch     *chain
+}
+
+// Staged returns the new generation as read back from disk once the last
+// hop has run, or nil.
+func (c Conversion) Staged() *tree.Tree { return c.ch.next }
+
+// Convert returns the conversion steps of plan p. With unsynced, the staged
+// generation is not synced: the caller syncs the store (Store.Sync) between
+// the hops and the commit. If t is not nil, it is the tree as loaded for
+// the plan, and the first hop starts from it instead of loading it again.
+func (m *Migrator) Convert(p *Plan, t *tree.Tree, unsynced bool) Conversion {
 	ch := &chain{}
-	for i, h := range p.Hops {
-		steps = append(steps, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To,
-			target: p.To, last: i == len(p.Hops)-1, ch: ch})
+	if t != nil {
+		ch.orig, ch.cur = t, t.Tree
+		ch.done = t.Format == p.To
 	}
-	return steps
+	var c Conversion
+	for i, h := range p.Hops {
+		c.Hops = append(c.Hops, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To,
+			target: p.To, last: i == len(p.Hops)-1, unsynced: unsynced, ch: ch})
+	}
+	c.Commit = &commit{store: m.Sys.Store, name: p.Tree, ch: ch, unsynced: unsynced}
+	c.ch = ch
+	return c
 }
 
 // Relink returns the step that moves tree name's live link to the tree's
-// current database.
-func (m *Migrator) Relink(name string) Step { return &relink{sys: m.Sys, name: name} }
+// current database; unsynced leaves the link's directory for the caller to
+// sync.
+func (m *Migrator) Relink(name string, unsynced bool) Step {
+	return &relink{sys: m.Sys, name: name, unsynced: unsynced}
+}
 
 // Steps returns the steps that carry out plan p: one conversion per hop,
-// then, for a live tree, the switch of its live link to the new database.
+// the commit, then, for a live tree, the switch of its live link to the new
+// database.
 func (m *Migrator) Steps(p *Plan) ([]Step, error) {
-	steps := m.HopSteps(p)
-	if len(steps) > 0 {
-		live, err := m.Sys.Live.Tree(p.Tree).Initialized()
-		if err != nil {
-			return nil, err
-		}
-		if live {
-			steps = append(steps, &relink{sys: m.Sys, name: p.Tree})
-		}
+	if len(p.Hops) == 0 {
+		return nil, nil
+	}
+	c := m.Convert(p, nil, false)
+	steps := append(c.Hops, c.Commit)
+	live, err := m.Sys.Live.Tree(p.Tree).Initialized()
+	if err != nil {
+		return nil, err
+	}
+	if live {
+		steps = append(steps, &relink{sys: m.Sys, name: p.Tree})
 	}
 	return steps, nil
 }

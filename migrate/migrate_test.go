@@ -210,7 +210,7 @@ func (f *failing) Apply() error {
 }
 
 func TestFaultAtEveryStepLeavesTreeAsItWas(t *testing.T) {
-	for k := 0; k < 3; k++ {
+	for k := 0; k < 4; k++ {
 		for _, doFirst := range []bool{false, true} {
 			t.Run(fmt.Sprintf("step%d-after-work-%v", k, doFirst), func(t *testing.T) {
 				s := newSystem(t)
@@ -220,8 +220,8 @@ func TestFaultAtEveryStepLeavesTreeAsItWas(t *testing.T) {
 				must(t, err)
 				steps, err := m.Steps(p)
 				must(t, err)
-				if len(steps) != 3 {
-					t.Fatalf("plan 1 -> 3 has %d steps, want two hops and the live switch", len(steps))
+				if len(steps) != 4 {
+					t.Fatalf("plan 1 -> 3 has %d steps, want two hops, the commit and the live switch", len(steps))
 				}
 				before := snapshot(t, s.Owner.Root)
 				steps[k] = &failing{Step: steps[k], doFirst: doFirst}

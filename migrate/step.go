@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 
 	"github.com/treeshift/treeshift/format"
@@ -55,20 +56,22 @@ func Run(steps []Step, trace func(string)) error {
 type chain struct {
 	orig *tree.Tree  // the tree on disk when the first hop ran
 	cur  *model.Tree // the tree as the previous hop left it
+	next *tree.Tree  // the generation the last hop staged
 	done bool        // the tree was already in the plan's target format
 }
 
 // convert is a hop: convert the tree to format To and check that the result
-// decodes to exactly the tree it was made from; the last hop writes it as a
-// new generation beside the current one and makes that current.
+// decodes to exactly the tree it was made from. The last hop writes it as a
+// new generation beside the current one and checks it as read back from
+// disk; the commit step then makes that generation current.
 type convert struct {
 	store    *tree.Store
 	name     string
 	from, to int
-	target   int // the plan's target format
-	last     bool
+	target   int  // the plan's target format
+	last     bool // stage the result
+	unsynced bool // leave the staged generation for the caller to sync
 	ch       *chain
-	next     *tree.Tree // set once the last hop has staged
 }
 
 func (c *convert) Describe() string {
@@ -109,11 +112,15 @@ func (c *convert) Apply() error {
 		c.ch.cur = got
 		return nil
 	}
-	next, err := c.store.Stage(c.ch.cur, c.to)
-	if err != nil {
-		return err // Stage leaves nothing behind
+	stage := c.store.Stage
+	if c.unsynced {
+		stage = c.store.StageUnsynced
 	}
-	c.next = next
+	next, err := stage(c.ch.cur, c.to)
+	if err != nil {
+		return err // staging leaves nothing behind
+	}
+	c.ch.next = next
 	check, err := c.store.LoadGen(c.name, next.Gen)
 	if err != nil {
 		return err
@@ -121,30 +128,81 @@ func (c *convert) Apply() error {
 	if !reflect.DeepEqual(check.Tree, c.ch.orig.Tree) {
 		return fmt.Errorf("tree %s: format %d generation %s does not read back as the tree it was written from", c.name, c.to, next.Dir)
 	}
-	return c.store.Commit(next)
+	c.ch.next = check
+	// What is left to do (commit, undo) needs the original generation's
+	// number, not its tree: let the tree go.
+	orig := *c.ch.orig
+	orig.Tree = &model.Tree{Name: orig.Name}
+	c.ch.orig, c.ch.cur = &orig, nil
+	return nil
 }
 
 func (c *convert) Undo() error {
-	if c.next == nil {
+	if !c.last || c.ch.next == nil {
 		return nil
 	}
-	// Point the tree back first, whether or not the commit happened, and
-	// only then delete the new generation: the link never dangles.
-	if err := c.store.Commit(c.ch.orig); err != nil {
-		return err
+	err := c.store.RemoveGen(c.name, c.ch.next.Gen)
+	c.ch.next = nil
+	return err
+}
+
+// commit makes the staged generation the tree's current one.
+type commit struct {
+	store    *tree.Store
+	name     string
+	ch       *chain
+	unsynced bool
+	done     bool
+}
+
+func (c *commit) Describe() string {
+	return "update db: make the new generation of tree " + c.name + " current"
+}
+
+func (c *commit) Apply() error {
+	if c.ch.done || c.ch.next == nil {
+		return nil
 	}
-	return c.store.RemoveGen(c.name, c.next.Gen)
+	c.done = true // even a failed rename may have happened; Undo checks
+	if c.unsynced {
+		return c.store.CommitUnsynced(c.ch.next)
+	}
+	return c.store.Commit(c.ch.next)
+}
+
+// Undo points the tree back at the generation it was at. The staged
+// generation stays until its own step is undone or it is collected, so the
+// link never dangles.
+func (c *commit) Undo() error {
+	if !c.done {
+		return nil
+	}
+	if c.unsynced {
+		return c.store.CommitUnsynced(c.ch.orig)
+	}
+	return c.store.Commit(c.ch.orig)
 }
 
 // relink moves a live tree's compiled link to the tree's current database.
 type relink struct {
-	sys  *system.System
-	name string
-	prev string // the link's target before Apply
+	sys      *system.System
+	name     string
+	unsynced bool
+	prev     string // the link's target before Apply
+}
+
+func (r *relink) link(target string) error {
+	lt := r.sys.Live.Tree(r.name)
+	if r.unsynced {
+		return lt.LinkUnsynced(target)
+	}
+	return lt.Link(target)
 }
 
 func (r *relink) Describe() string {
-	return fmt.Sprintf("switch live database of tree %s to its new compiled database", r.name)
+	lt := r.sys.Live.Tree(r.name)
+	return fmt.Sprintf("update %s to: %s", r.sys.Owner.Inside(lt.LinkPath()),
+		filepath.Join(r.sys.Owner.SystemDir(), "tree", r.name, "compiled"))
 }
 
 func (r *relink) Apply() error {
@@ -159,12 +217,12 @@ func (r *relink) Apply() error {
 	if r.prev == cur.CompiledDir() {
 		return nil
 	}
-	return lt.Link(cur.CompiledDir())
+	return r.link(cur.CompiledDir())
 }
 
 func (r *relink) Undo() error {
 	if r.prev == "" {
 		return nil
 	}
-	return r.sys.Live.Tree(r.name).Link(r.prev)
+	return r.link(r.prev)
 }

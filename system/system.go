@@ -167,11 +167,11 @@ func (s *System) Replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 // neither the tree's link nor its live link.
 func (s *System) Collect(name string) error {
 	keep := map[string]bool{}
-	if cur, err := s.Store.Load(name); err == nil {
-		keep[cur.Dir] = true
-	} else {
+	gen, err := s.Store.CurrentGen(name)
+	if err != nil {
 		return err
 	}
+	keep[s.Store.GenDir(name, gen)] = true
 	lt := s.Live.Tree(name)
 	if live, err := lt.Initialized(); err != nil {
 		return err

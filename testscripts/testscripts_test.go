@@ -31,7 +31,9 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
 		RequireExplicitExec: false,
-		Setup:               setup,
+		// UPDATE_GOLDEN=1 rewrites a failing cmp's golden file in the script.
+		UpdateScripts: os.Getenv("UPDATE_GOLDEN") != "",
+		Setup:         setup,
 		Cmds: map[string]func(*testscript.TestScript, bool, []string){
 			"exits":    cmdExits,
 			"snapshot": cmdSnapshot,

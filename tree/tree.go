@@ -126,6 +126,10 @@ func (s *Store) current(name string) (int, error) {
 	return gen, nil
 }
 
+// CurrentGen returns the generation tree name's link names, without
+// reading the generation.
+func (s *Store) CurrentGen(name string) (int, error) { return s.current(name) }
+
 // PeekFormat returns the format version tree name's current generation
 // states, without decoding it.
 func (s *Store) PeekFormat(name string) (int, error) {
@@ -209,6 +213,23 @@ func rebase(dir string, err error) error {
 // its compiled service directories, and makes it durable. Nothing refers to
 // the new generation until Commit.
 func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
+	nt, err := s.StageUnsynced(t, v)
+	if err != nil {
+		return nil, err
+	}
+	// One filesystem sync makes every file and directory of the generation
+	// durable before anything can point at it.
+	if err := durable.SyncFS(nt.Dir); err != nil {
+		s.RemoveGen(t.Name, nt.Gen)
+		return nil, err
+	}
+	return nt, nil
+}
+
+// StageUnsynced is Stage without the final sync, for a caller that stages
+// several generations and syncs the filesystem once (see Sync) before it
+// commits any of them.
+func (s *Store) StageUnsynced(t *model.Tree, v int) (*Tree, error) {
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("tree %s: %w", t.Name, err)
 	}
@@ -236,14 +257,12 @@ func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	// One filesystem sync makes every file and directory of the generation
-	// durable before anything can point at it.
-	if err := durable.SyncFS(dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
 	return &Tree{Tree: t, Format: v, Gen: gen, Dir: dir}, nil
 }
+
+// Sync makes every write under the system directory durable, and every
+// rename: one filesystem sync instead of a sync per file and directory.
+func (s *Store) Sync() error { return durable.SyncFS(s.Dir) }
 
 func writeFiles(dir string, files []model.File) error {
 	made := map[string]bool{dir: true}
@@ -304,6 +323,12 @@ func (s *Store) Commit(t *Tree) error { return s.CommitGen(t.Name, t.Gen) }
 // CommitGen makes generation gen of tree name the current one.
 func (s *Store) CommitGen(name string, gen int) error {
 	return durable.Symlink(filepath.Base(s.GenDir(name, gen)), s.Pointer(name))
+}
+
+// CommitUnsynced is Commit without the directory sync: the caller syncs the
+// store (Sync) before relying on it.
+func (s *Store) CommitUnsynced(t *Tree) error {
+	return durable.SwapSymlink(filepath.Base(t.Dir), s.Pointer(t.Name))
 }
 
 // RemoveGen deletes generation gen of tree name. The caller guarantees that

@@ -63,24 +63,33 @@ func (u *Updater) note(level int, format string, args ...any) {
 	}
 }
 
-// journal is a tree's entry while its transition runs. Generations, not
-// paths, are recorded, so a root moved between a crash and the next run is
-// still understood.
+// journalName is the system directory's journal entry for a run of update:
+// one entry for all the trees the run transitions.
+const journalName = "update"
+
+// journal is what a run records before it changes anything, so the next run
+// can finish or roll back an interrupted one. Generations, not paths, are
+// recorded, so a root moved between a crash and the next run is still
+// understood.
 type journal struct {
-	Schema int    `json:"schema"`
-	Tree   string `json:"tree"`
-	From   int    `json:"from"`
-	To     int    `json:"to"`
+	Schema  int       `json:"schema"`
+	Started time.Time `json:"started"`
+	Trees   []entry   `json:"trees"`
+}
+
+type entry struct {
+	Tree string `json:"tree"`
+	From int    `json:"from"`
+	To   int    `json:"to"`
 	// Gen is the generation the tree was at; it is not removed before the
 	// transition commits.
 	Gen int `json:"gen"`
 	// Live: the tree was live, its link pointing at generation Gen.
 	Live bool `json:"live"`
-	// Committed: the new database is live and verified; what is left is
-	// cleanup.
+	// Committed: the new database is current, live and verified, and that
+	// is durable; what is left is cleanup.
 	Committed bool              `json:"committed"`
 	Saved     system.TreeStatus `json:"saved"`
-	Started   time.Time         `json:"started"`
 }
 
 // InconsistentError reports a state update will not touch.
@@ -88,14 +97,158 @@ type InconsistentError struct{ Msg string }
 
 func (e *InconsistentError) Error() string { return e.Msg }
 
-// Update transitions tree name to format to.
-func (u *Updater) Update(name string, to int) (res Result) {
+// job is one tree's transition within a run.
+type job struct {
+	res   *Result
+	entry entry
+	// prepare runs before the first barrier: nothing it makes is pointed at
+	// until the barrier has made it durable.
+	prepare []migrate.Step
+	// swap runs between the barriers: the link swaps, with the checks.
+	swap   []migrate.Step
+	watch  *watch
+	failed bool
+}
+
+// Update transitions tree name to format to; see Run.
+func (u *Updater) Update(name string, to int) Result { return u.Run([]string{name}, to)[0] }
+
+// Run transitions the trees names, in that order, to format to, and returns
+// what happened to each. The trees move together, in phases, so that each
+// barrier is one filesystem sync for the whole run rather than one per
+// file, link or tree:
+//
+//  1. check every tree: decode, plan, tunability, live link, saved state;
+//  2. write the journal, durably;
+//  3. per tree: copy the live database to a private directory, convert, and
+//     stage the new generation; then sync: every database a link will
+//     point at is now durable;
+//  4. per tree: point the live link at the copy, make the new generation
+//     current, check for outside writers, verify against the saved state,
+//     point the live link at the new database; a tree that fails is undone
+//     alone; then sync;
+//  5. mark the transitioned trees committed in the journal, durably;
+//  6. remove the copies, the old generations and the journal.
+//
+// A crash before 5 leaves every tree's original generation in place, and
+// the next run points tree and live links back at it; after 5, the next run
+// finishes the cleanup. No link ever points at a database that is not
+// durably complete.
+func (u *Updater) Run(names []string, to int) []Result {
 	start := time.Now()
-	res = Result{Tree: name, To: to, Hops: []migrate.Hop{}}
-	defer func() { res.Seconds = time.Since(start).Seconds() }()
-	fail := func(outcome string, err error) Result {
+	results := make([]Result, len(names))
+	defer func() {
+		for i := range results {
+			results[i].Seconds = time.Since(start).Seconds()
+		}
+	}()
+	var jobs []*job
+	for i, n := range names {
+		results[i] = Result{Tree: n, To: to, Hops: []migrate.Hop{}}
+		if j := u.check(&results[i], to); j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	if len(jobs) == 0 {
+		return results
+	}
+	if u.DryRun {
+		for _, j := range jobs {
+			u.act("save state of tree: %s", j.entry.Tree)
+			u.act("enable service(s) of tree: %s", j.entry.Tree)
+			for _, s := range append(j.prepare, j.swap...) {
+				u.act("%s", s.Describe())
+			}
+			u.act("tree: %s updated successfully", j.entry.Tree)
+			j.res.Outcome = Updated
+		}
+		return results
+	}
+
+	jr := journal{Schema: 1, Started: start.UTC()}
+	for _, j := range jobs {
+		u.act("save state of tree: %s", j.entry.Tree)
+		jr.Trees = append(jr.Trees, j.entry)
+	}
+	if err := u.writeJournal(&jr); err != nil {
+		for _, j := range jobs {
+			j.fail(err)
+		}
+		return results
+	}
+	w := newWatch()
+	defer w.Close()
+	for _, j := range jobs {
+		j.watch = w
+		w.Add(j.entry.Tree, u.Sys.Store.GenDir(j.entry.Tree, j.entry.Gen), u.Sys.Live.Tree(j.entry.Tree).StateDir())
+	}
+
+	trace := func(s string) { u.act("%s", s) }
+	for _, j := range jobs {
+		u.act("enable service(s) of tree: %s", j.entry.Tree)
+		if err := migrate.Run(j.prepare, trace); err != nil {
+			j.fail(err)
+		}
+		if j.failed { // its staged generation and copy are gone: nothing to swap
+			j.prepare, j.swap = nil, nil
+		}
+	}
+	if err := u.barrier(); err != nil {
+		u.abort(jobs, &jr, err)
+		return results
+	}
+	for _, j := range jobs {
+		if !j.failed {
+			if err := migrate.Run(j.swap, trace); err != nil {
+				j.fail(err)
+			}
+		}
+		j.prepare, j.swap = nil, nil // the trees they hold are no longer needed
+	}
+	if err := u.barrier(); err != nil {
+		u.abort(jobs, &jr, err)
+		return results
+	}
+	committed := false
+	for i, j := range jobs {
+		jr.Trees[i].Committed = !j.failed
+		committed = committed || !j.failed
+	}
+	if committed {
+		if err := u.writeJournal(&jr); err != nil {
+			u.abort(jobs, &jr, err)
+			return results
+		}
+	}
+	if err := u.finish(&jr); err != nil {
+		for _, j := range jobs {
+			if !j.failed {
+				j.fail(fmt.Errorf("tree %s: transition committed, cleanup failed: %w (run treeshift update again)", j.entry.Tree, err))
+			}
+		}
+		return results
+	}
+	for _, j := range jobs {
+		if !j.failed {
+			u.act("tree: %s updated successfully", j.entry.Tree)
+			j.res.Outcome = Updated
+		}
+	}
+	return results
+}
+
+func (j *job) fail(err error) {
+	j.failed = true
+	j.res.Outcome, j.res.Error = Failed, err.Error()
+}
+
+// check is phase 1 for one tree: it fills res and returns the tree's job,
+// or nil when there is nothing to do or the tree is refused.
+func (u *Updater) check(res *Result, to int) *job {
+	name := res.Tree
+	fail := func(outcome string, err error) *job {
 		res.Outcome, res.Error = outcome, err.Error()
-		return res
+		return nil
 	}
 	// A tree already in the target format needs no more than a look at the
 	// version it states: nothing will be changed, so nothing need be
@@ -103,7 +256,7 @@ func (u *Updater) Update(name string, to int) (res Result) {
 	if v, err := u.Sys.Store.PeekFormat(name); err == nil && v == to {
 		res.From, res.Outcome = v, Unchanged
 		u.note(3, "tree: %s is already in format %d", name, to)
-		return res
+		return nil
 	}
 	// Every record decodes, or nothing is done.
 	t, err := u.Sys.Load(name)
@@ -119,8 +272,7 @@ func (u *Updater) Update(name string, to int) (res Result) {
 	res.Hops = p.Hops
 	if len(p.Hops) == 0 {
 		res.Outcome = Unchanged
-		u.note(3, "tree: %s is already in format %d", name, to)
-		return res
+		return nil
 	}
 	if !p.OK() {
 		return fail(Refused, &migrate.RefusedError{Plan: p})
@@ -149,54 +301,46 @@ func (u *Updater) Update(name string, to int) (res Result) {
 	if err != nil {
 		return fail(Failed, err)
 	}
-	j := journal{Schema: 1, Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved, Started: start.UTC()}
-
-	u.act("save state of tree: %s", name)
-	var steps []migrate.Step
+	j := &job{res: res, entry: entry{Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved}}
+	conv := m.Convert(p, t, true)
+	tc := &tempCopy{sys: u.Sys, name: name, orig: t.CompiledDir()}
 	if live {
-		steps = append(steps, &tempCopy{sys: u.Sys, name: name, orig: t.CompiledDir()})
+		j.prepare = append(j.prepare, tc)
 	}
-	u.act("enable service(s) of tree: %s", name)
-	steps = append(steps, m.HopSteps(p)...)
-	var w *watch
-	if !u.DryRun {
-		w = newWatch(t.Dir, lt.StateDir())
-		defer w.Close()
-	}
-	steps = append(steps, &guard{w: w, name: name}, &verify{u: u, saved: j.Saved, compiled: false})
+	j.prepare = append(j.prepare, conv.Hops...)
 	if live {
-		steps = append(steps, m.Relink(name), &verify{u: u, saved: j.Saved, compiled: true})
+		j.swap = append(j.swap, &toTemp{tc})
 	}
-	if u.DryRun {
-		for _, s := range steps {
-			u.act("%s", s.Describe())
-		}
-		u.act("tree: %s updated successfully", name)
-		res.Outcome = Updated
-		return res
+	j.swap = append(j.swap, conv.Commit, &guard{j: j}, &verify{u: u, saved: saved, conv: conv})
+	if live {
+		j.swap = append(j.swap, m.Relink(name, true), &verify{u: u, saved: saved, conv: conv, compiled: true})
 	}
+	return j
+}
 
-	if err := u.writeJournal(&j); err != nil {
-		return fail(Failed, err)
+// barrier makes everything written and renamed so far durable: the system
+// directory's filesystem and the live directory's, which may differ.
+func (u *Updater) barrier() error {
+	if err := u.Sys.Store.Sync(); err != nil {
+		return err
 	}
-	if err := migrate.Run(steps, func(s string) { u.act("%s", s) }); err != nil {
-		// Run undid what it could; the journal rollback makes sure of the
-		// original state and closes the entry.
-		if rerr := u.rollback(&j); rerr != nil {
-			err = errors.Join(err, fmt.Errorf("roll back tree %s: %w (the journal is kept: run treeshift update again)", name, rerr))
+	return u.Sys.Live.Sync()
+}
+
+// abort handles a failure that concerns the whole run (a barrier or the
+// journal could not be written): every tree is rolled back from the journal.
+func (u *Updater) abort(jobs []*job, jr *journal, err error) {
+	for i := range jr.Trees {
+		jr.Trees[i].Committed = false
+	}
+	if rerr := u.finish(jr); rerr != nil {
+		err = errors.Join(err, fmt.Errorf("roll back: %w (the journal is kept: run treeshift update again)", rerr))
+	}
+	for _, j := range jobs {
+		if !j.failed {
+			j.fail(err)
 		}
-		return fail(Failed, err)
 	}
-	j.Committed = true
-	if err := u.writeJournal(&j); err != nil {
-		return fail(Failed, err)
-	}
-	if err := u.complete(&j); err != nil {
-		return fail(Failed, err)
-	}
-	u.act("tree: %s updated successfully", name)
-	res.Outcome = Updated
-	return res
 }
 
 func (u *Updater) writeJournal(j *journal) error {
@@ -204,152 +348,174 @@ func (u *Updater) writeJournal(j *journal) error {
 	if err != nil {
 		return err
 	}
-	return u.Sys.Store.WriteJournal(j.Tree, append(b, '\n'))
+	return u.Sys.Store.WriteJournal(journalName, append(b, '\n'))
 }
 
-// Recover finishes or rolls back every interrupted transition of the owner,
-// and returns the trees it dealt with.
-func (u *Updater) Recover() ([]string, error) {
+// readJournal returns the open journal, or nil.
+func (u *Updater) readJournal() (*journal, error) {
 	names, err := u.Sys.Store.Journals()
+	if err != nil || len(names) == 0 {
+		return nil, err
+	}
+	var j journal
+	b, err := u.Sys.Store.ReadJournal(names[0])
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range names {
-		b, err := u.Sys.Store.ReadJournal(n)
-		if err != nil {
-			return nil, err
-		}
-		var j journal
-		if err := json.Unmarshal(b, &j); err != nil || j.Schema != 1 || j.Tree != n {
-			return nil, &InconsistentError{fmt.Sprintf("%s: not a journal entry treeshift can read: remove it only after checking tree %s by hand",
-				u.Sys.Store.JournalPath(n), n)}
-		}
-		if u.DryRun {
-			if j.Committed {
-				u.act("complete interrupted transition of tree: %s to format %d", n, j.To)
-			} else {
-				u.act("roll back interrupted transition of tree: %s to format %d", n, j.From)
-			}
-			continue
-		}
-		if j.Committed {
-			err = u.complete(&j)
-			u.note(2, "completed the interrupted transition of tree %s to format %d", n, j.To)
-		} else {
-			err = u.rollback(&j)
-			u.note(2, "rolled back the interrupted transition of tree %s: it is in format %d again", n, j.From)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("recover tree %s: %w", n, err)
-		}
+	if err := json.Unmarshal(b, &j); err != nil || j.Schema != 1 || names[0] != journalName || len(names) > 1 {
+		return nil, &InconsistentError{fmt.Sprintf("%s: not a journal treeshift can read: remove it only after checking the trees by hand",
+			u.Sys.Store.JournalPath(names[0]))}
+	}
+	return &j, nil
+}
+
+// Pending lists the trees of an interrupted run, for other commands to warn
+// about or refuse to touch.
+func Pending(s *system.System) ([]string, error) {
+	j, err := (&Updater{Sys: s}).readJournal()
+	if err != nil || j == nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range j.Trees {
+		names = append(names, e.Tree)
 	}
 	return names, nil
 }
 
-// rollback returns a tree to the generation it was at before the transition,
-// moving the live link back before anything it might point at is removed.
-func (u *Updater) rollback(j *journal) error {
-	s := u.Sys
-	orig := s.Store.GenDir(j.Tree, j.Gen)
-	if err := s.Store.CommitGen(j.Tree, j.Gen); err != nil {
-		return err
+// Recover finishes or rolls back an interrupted run, and returns the trees
+// it dealt with.
+func (u *Updater) Recover() ([]string, error) {
+	j, err := u.readJournal()
+	if err != nil || j == nil {
+		return nil, err
 	}
-	if _, err := s.Store.LoadGen(j.Tree, j.Gen); err != nil {
-		return &InconsistentError{fmt.Sprintf("tree %s: the generation it was at before the interrupted transition is unusable: %v", j.Tree, err)}
-	}
-	lt := s.Live.Tree(j.Tree)
-	if j.Live {
-		if err := lt.Link(filepath.Join(orig, "compiled")); err != nil {
-			return err
+	var names []string
+	for _, e := range j.Trees {
+		names = append(names, e.Tree)
+		switch {
+		case u.DryRun && e.Committed:
+			u.act("complete interrupted transition of tree: %s to format %d", e.Tree, e.To)
+		case u.DryRun:
+			u.act("roll back interrupted transition of tree: %s to format %d", e.Tree, e.From)
+		case e.Committed:
+			u.note(2, "completed the interrupted transition of tree %s to format %d", e.Tree, e.To)
+		default:
+			u.note(2, "rolled back the interrupted transition of tree %s: it is in format %d again", e.Tree, e.From)
 		}
 	}
-	if err := lt.RemoveTemp(); err != nil {
-		return err
+	if u.DryRun {
+		return names, nil
 	}
-	if err := s.Collect(j.Tree); err != nil {
-		return err
+	if err := u.finish(j); err != nil {
+		return nil, fmt.Errorf("recover interrupted update: %w", err)
 	}
-	return s.Store.RemoveJournal(j.Tree)
+	return names, nil
 }
 
-// complete finishes a committed transition: the live link on the new
-// database, the temporary copy and old generations gone, the entry closed.
-func (u *Updater) complete(j *journal) error {
+// finish ends a run from its journal: a committed tree keeps its new
+// generation (its live link on it), any other goes back to the generation
+// it was at, its tree link first, then its live link; then copies and
+// unused generations go, and the journal is closed. Every step can be
+// repeated, so a crash during finish is handled by finishing again.
+func (u *Updater) finish(j *journal) error {
 	s := u.Sys
-	cur, err := s.Store.Load(j.Tree)
-	if err != nil {
-		return err
-	}
-	lt := s.Live.Tree(j.Tree)
-	if j.Live {
-		if target, err := lt.Target(); err != nil || target != cur.CompiledDir() {
-			if err := lt.Link(cur.CompiledDir()); err != nil {
+	for _, e := range j.Trees {
+		lt := s.Live.Tree(e.Tree)
+		if e.Committed {
+			gen, err := s.Store.CurrentGen(e.Tree)
+			if err != nil {
+				return err
+			}
+			compiled := filepath.Join(s.Store.GenDir(e.Tree, gen), "compiled")
+			if e.Live {
+				if target, err := lt.Target(); err != nil || target != compiled {
+					if err := lt.Link(compiled); err != nil {
+						return err
+					}
+				}
+			}
+			continue
+		}
+		if _, err := s.Store.LoadGen(e.Tree, e.Gen); err != nil {
+			return &InconsistentError{fmt.Sprintf("tree %s: the generation it was at before the interrupted transition is unusable: %v", e.Tree, err)}
+		}
+		if err := s.Store.CommitGen(e.Tree, e.Gen); err != nil {
+			return err
+		}
+		if e.Live {
+			if err := lt.Link(filepath.Join(s.Store.GenDir(e.Tree, e.Gen), "compiled")); err != nil {
 				return err
 			}
 		}
 	}
-	if err := lt.RemoveTemp(); err != nil {
-		return err
+	for _, e := range j.Trees {
+		if err := s.Live.Tree(e.Tree).RemoveTemp(); err != nil {
+			return err
+		}
+		if err := s.Collect(e.Tree); err != nil {
+			return err
+		}
 	}
-	if err := s.Collect(j.Tree); err != nil {
-		return err
-	}
-	return s.Store.RemoveJournal(j.Tree)
+	return s.Store.RemoveJournal(journalName)
 }
 
-// tempCopy moves the live database to a private copy, so the original
-// generation can be left alone and the new one built while the supervisor
-// reads a database nothing else touches.
+// tempCopy prepares the private copy of the database in use, which the
+// live link points at while the tree changes.
 type tempCopy struct {
 	sys  *system.System
 	name string
 	orig string
+	path string
 }
 
 func (c *tempCopy) Describe() string {
-	lt := c.sys.Live.Tree(c.name)
-	return fmt.Sprintf("update %s to: %s", c.sys.Owner.Inside(lt.LinkPath()), c.sys.Owner.Inside(filepath.Join(lt.TempDir(), "compiled")))
+	return fmt.Sprintf("copy live database of tree %s to: %s", c.name,
+		c.sys.Owner.Inside(filepath.Join(c.sys.Live.Tree(c.name).TempDir(), "compiled")))
 }
 
-func (c *tempCopy) Apply() error {
-	lt := c.sys.Live.Tree(c.name)
-	tmp, err := lt.CopyToTemp(c.orig)
-	if err != nil {
-		return err
-	}
-	return lt.Link(tmp)
+func (c *tempCopy) Apply() (err error) {
+	c.path, err = c.sys.Live.Tree(c.name).PrepareTemp(c.orig)
+	return err
 }
 
-func (c *tempCopy) Undo() error {
-	lt := c.sys.Live.Tree(c.name)
-	if err := lt.Link(c.orig); err != nil {
-		return err
-	}
-	return lt.RemoveTemp()
+func (c *tempCopy) Undo() error { return c.sys.Live.Tree(c.name).RemoveTemp() }
+
+// toTemp points the live link at the private copy.
+type toTemp struct{ c *tempCopy }
+
+func (t *toTemp) Describe() string {
+	lt := t.c.sys.Live.Tree(t.c.name)
+	return fmt.Sprintf("update %s to: %s", t.c.sys.Owner.Inside(lt.LinkPath()),
+		t.c.sys.Owner.Inside(filepath.Join(lt.TempDir(), "compiled")))
 }
+
+func (t *toTemp) Apply() error { return t.c.sys.Live.Tree(t.c.name).LinkUnsynced(t.c.path) }
+
+func (t *toTemp) Undo() error { return t.c.sys.Live.Tree(t.c.name).LinkUnsynced(t.c.orig) }
 
 // guard aborts the transition if another process wrote to the tree.
-type guard struct {
-	w    *watch
-	name string
-}
+type guard struct{ j *job }
 
-func (g *guard) Describe() string { return "check that nothing else wrote to tree: " + g.name }
+func (g *guard) Describe() string { return "check that nothing else wrote to tree: " + g.j.entry.Tree }
 
 func (g *guard) Apply() error {
-	if p := g.w.Tripped(); p != "" {
-		return fmt.Errorf("%s was changed by another process during the transition of tree %s: rolled back", p, g.name)
+	if p := g.j.watch.Tripped(g.j.entry.Tree); p != "" {
+		return fmt.Errorf("%s was changed by another process during the transition of tree %s: rolled back", p, g.j.entry.Tree)
 	}
 	return nil
 }
 
 func (g *guard) Undo() error { return nil }
 
-// verify compares the tree's status now with the saved one: everything but
-// the format, and the live database's name only once it is switched.
+// verify compares the tree's status with the saved one: everything but the
+// format, and the live database's name only once it is switched. The tree is
+// the generation the conversion read back from disk, which the tree's link
+// must now name.
 type verify struct {
 	u        *Updater
 	saved    system.TreeStatus
+	conv     migrate.Conversion
 	compiled bool
 }
 
@@ -361,11 +527,24 @@ func (v *verify) Describe() string {
 }
 
 func (v *verify) Apply() error {
-	st, err := v.u.Sys.Status([]string{v.saved.Name})
+	t := v.conv.Staged()
+	if t == nil {
+		return nil // nothing was staged: the tree was already converted
+	}
+	if gen, err := v.u.Sys.Store.CurrentGen(t.Name); err != nil {
+		return err
+	} else if gen != t.Gen {
+		return &InconsistentError{fmt.Sprintf("tree %s: its link names generation %d, not the new generation %d", t.Name, gen, t.Gen)}
+	}
+	state, err := v.u.Sys.Store.ReadState()
 	if err != nil {
 		return err
 	}
-	got, want := st.Trees[0], v.saved
+	got, err := v.u.Sys.TreeStatus(t, state)
+	if err != nil {
+		return err
+	}
+	want := v.saved
 	got.Format, want.Format = 0, 0
 	if !v.compiled {
 		got.Live.Compiled, want.Live.Compiled = "", ""

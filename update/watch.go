@@ -1,40 +1,36 @@
 package update
 
 import (
-	"io/fs"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/fsnotify/fsnotify"
 )
 
 // watch notices writes by other processes to the directories a transition
-// must not see change: the generation it converts from and the live state.
-// treeshift itself only reads them while the transition runs, so any event
-// there is someone else's.
+// must not see change: for each tree, the generation it converts from (its
+// top directory and the record directories resolve/ and compiled/; not every
+// service directory, which would take one inotify watch each) and its live
+// state. treeshift itself only reads them while the transition runs, so any
+// event there is someone else's. One inotify instance serves the whole run.
 type watch struct {
-	w    *fsnotify.Watcher
-	mu   sync.Mutex
-	path string
-	done chan struct{}
+	w     *fsnotify.Watcher
+	mu    sync.Mutex
+	dirs  map[string]string // watched directory -> tree
+	first map[string]string // tree -> first path written
+	done  chan struct{}
 }
 
-func newWatch(dirs ...string) *watch {
+func newWatch() *watch {
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		// No inotify (limits reached): the transition runs unwatched, as
 		// 66-update always does.
-		return &watch{}
+		return w
 	}
-	w := &watch{w: fw, done: make(chan struct{})}
-	for _, d := range dirs {
-		filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
-			if err == nil && e.IsDir() {
-				fw.Add(p)
-			}
-			return nil
-		})
-	}
+	w.w, w.done = fw, make(chan struct{})
 	go func() {
 		defer close(w.done)
 		for {
@@ -44,8 +40,10 @@ func newWatch(dirs ...string) *watch {
 					return
 				}
 				w.mu.Lock()
-				if w.path == "" {
-					w.path = ev.Name
+				if t, ok := w.dirs[filepath.Dir(ev.Name)]; ok && w.first[t] == "" {
+					w.first[t] = ev.Name
+				} else if t, ok := w.dirs[ev.Name]; ok && w.first[t] == "" {
+					w.first[t] = ev.Name
 				}
 				w.mu.Unlock()
 			case _, ok := <-fw.Errors:
@@ -58,14 +56,28 @@ func newWatch(dirs ...string) *watch {
 	return w
 }
 
-// Tripped returns the first path written to since the watch began, or "".
-func (w *watch) Tripped() string {
+// Add watches tree's generation directory gen and live state directory.
+func (w *watch) Add(tree, gen, state string) {
+	if w.w == nil {
+		return
+	}
+	for _, d := range []string{gen, filepath.Join(gen, "resolve"), filepath.Join(gen, "compiled"), state} {
+		if w.w.Add(d) == nil { // a directory that does not exist has nothing to watch
+			w.mu.Lock()
+			w.dirs[strings.TrimSuffix(d, "/")] = tree
+			w.mu.Unlock()
+		}
+	}
+}
+
+// Tripped returns the first path of tree written to since it was added, or "".
+func (w *watch) Tripped(tree string) string {
 	if w == nil {
 		return ""
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.path
+	return w.first[tree]
 }
 
 func (w *watch) Close() {

@@ -44,6 +44,17 @@ func Symlink(target, path string) error {
 	return SyncDir(filepath.Dir(path))
 }
 
+// SwapSymlink is Symlink without the directory sync, for a caller that swaps
+// several links and then syncs the filesystem once (SyncFS). Until then the
+// swap may be lost in a crash, so the caller must accept either link.
+func SwapSymlink(target, path string) error {
+	if err := renameio.Symlink(target, path); err != nil {
+		return fmt.Errorf("symlink %s -> %s: %w", path, target, unwrapPath(err))
+	}
+	point("symlink", path)
+	return nil
+}
+
 // Replace renames src over dst (a file, or a directory onto a missing or empty
 // one) and makes both directories durable.
 func Replace(src, dst string) error {

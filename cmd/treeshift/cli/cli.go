@@ -20,6 +20,7 @@ import (
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/update"
 )
 
 // Exit codes.
@@ -67,7 +68,7 @@ type env struct {
 // lock takes the owner lock for a command that changes trees, and returns
 // its release. An interrupted update must be dealt with first.
 func (e *env) lock() (func(), error) {
-	if names, err := e.sys.Store.Journals(); err != nil {
+	if names, err := update.Pending(e.sys); err != nil {
 		return nil, err
 	} else if len(names) > 0 {
 		return nil, fmt.Errorf("the update of tree(s) %s was interrupted: run treeshift update first", strings.Join(names, " "))
@@ -146,7 +147,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	sys.Log = log.printf
 	e := &env{Globals: &c.Globals, sys: sys, stdout: stdout, log: log}
 	if _, ok := ctx.Selected().Target.Addr().Interface().(readOnly); ok {
-		if names, _ := sys.Store.Journals(); len(names) > 0 {
+		if names, _ := update.Pending(sys); len(names) > 0 {
 			log.emit("warning", fmt.Sprintf("the update of tree(s) %s was interrupted: run treeshift update", strings.Join(names, " ")))
 		}
 	}

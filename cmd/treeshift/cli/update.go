@@ -70,12 +70,11 @@ func (c *UpdateCmd) Run(e *env) error {
 	}
 	report := UpdateReport{Schema: 1, DryRun: c.DryRun, To: c.To, Recovered: nonNilStrings(recovered), Trees: []update.Result{}}
 	var bad []string
-	for _, n := range names {
-		res := u.Update(n, c.To)
+	for _, res := range u.Run(names, c.To) {
 		report.Trees = append(report.Trees, res)
 		if res.Error != "" {
 			e.log.fatal(fmt.Errorf("%s", res.Error))
-			bad = append(bad, n)
+			bad = append(bad, res.Tree)
 		}
 	}
 	if !c.DryRun && len(bad) == 0 {
