@@ -46,7 +46,8 @@ func benchSystem(b *testing.B, trees, services int) *system.System {
 }
 
 // BenchmarkUpdate10x20 updates 10 live trees of 20 services from format 1
-// to 3 and back to 1 per iteration (the downgrade needs the services down).
+// to 3 and back to 1 per iteration, in one run each way, as the command
+// does (the downgrade needs the services down).
 func BenchmarkUpdate10x20(b *testing.B) {
 	s := benchSystem(b, 10, 20)
 	u := &update.Updater{Sys: s, Registry: migrate.Default()}
@@ -57,8 +58,8 @@ func BenchmarkUpdate10x20(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, to := range []int{3, 1} {
-			for _, n := range names {
-				if r := u.Update(n, to); r.Error != "" {
+			for _, r := range u.Run(names, to) {
+				if r.Error != "" {
 					b.Fatal(r.Error)
 				}
 			}
@@ -72,15 +73,15 @@ func BenchmarkNothingToDo10k(b *testing.B) {
 	s := benchSystem(b, 100, 100)
 	u := &update.Updater{Sys: s, Registry: migrate.Default()}
 	names, _ := s.Ordered()
-	for _, n := range names {
-		if r := u.Update(n, 3); r.Error != "" {
+	for _, r := range u.Run(names, 3) {
+		if r.Error != "" {
 			b.Fatal(r.Error)
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, n := range names {
-			if r := u.Update(n, 3); r.Outcome != update.Unchanged {
+		for _, r := range u.Run(names, 3) {
+			if r.Outcome != update.Unchanged {
 				b.Fatal(r)
 			}
 		}
