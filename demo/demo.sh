@@ -13,6 +13,17 @@ mkdir -p "$root/etc/treeshift/service"
 cp demo/services/* "$root/etc/treeshift/service/"
 echo "# staged root: $root"
 
+# Real processes under s6 when it is installed; the embedded backend (state
+# files, no processes) otherwise.
+if command -v s6-svscan >/dev/null && command -v execlineb >/dev/null; then
+	backend=s6
+	trap '"$bin" --root "$root" scandir stop' EXIT
+else
+	backend=files
+fi
+echo "# supervisor backend: $backend"
+ts scandir start --supervisor "$backend"
+
 ts tree create --format 1 -E -c boot
 ts tree create --format 1 -E net
 ts tree create --format 1 -E desktop
@@ -36,10 +47,15 @@ ts status
 "$bin" --root "$root" status --json > "$root/status-after.json"
 echo
 echo "# status --json before and after, formats and stamp aside:"
-strip() { sed -E 's/"(format|stamp)": [0-9]+/"\1": N/' "$1"; }
+strip() { sed -E 's/"(format|stamp|uptime)": [0-9]+/"\1": N/' "$1"; }
 if [ "$(strip "$root/status-before.json")" = "$(strip "$root/status-after.json")" ]; then
 	echo "identical: same trees, services, dependencies, order and live states"
+	[ "$backend" = s6 ] && echo "(and every service that was up kept its process: same pids)"
 else
 	echo "DIFFERENT:"; strip "$root/status-before.json" > "$root/b"; strip "$root/status-after.json" | diff "$root/b" - ; exit 1
 fi
-echo "# left in place for a look: $root (rm -rf it when done)"
+if [ "$backend" = s6 ]; then
+	echo "# stopping the demo's s6-svscan and its services"
+else
+	echo "# left in place for a look: $root (rm -rf it when done)"
+fi

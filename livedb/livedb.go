@@ -276,3 +276,90 @@ func unwrap(err error) error {
 	}
 	return err
 }
+
+// ServiceDir is where a supervised service runs from while the tree is live:
+// beside the compiled link, never inside the database it points at, so a
+// switch of databases leaves running services alone.
+func (t *Tree) ServiceDir(svc string) string { return filepath.Join(t.Dir, "servicedirs", svc) }
+
+// PlaceServiceDir copies a compiled service directory to ServiceDir(svc),
+// with a "down" file so the supervisor leaves the service down until it is
+// started. An existing directory is left as it is: a supervisor may be
+// running from it.
+func (t *Tree) PlaceServiceDir(svc, compiled string) (string, error) {
+	dst := t.ServiceDir(svc)
+	if _, err := os.Lstat(dst); err == nil {
+		return dst, nil
+	}
+	tmp := dst + ".new"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(dst), unwrap(err))
+	}
+	err := filepath.WalkDir(compiled, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(compiled, p)
+		to := filepath.Join(tmp, rel)
+		if d.IsDir() {
+			return os.Mkdir(to, 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: a %v in a compiled service directory", p, d.Type())
+		}
+		return copyFile(p, to)
+	})
+	if err == nil {
+		err = os.WriteFile(filepath.Join(tmp, "down"), nil, 0o644)
+	}
+	if err == nil {
+		err = durable.SyncFS(tmp)
+	}
+	if err == nil {
+		err = durable.Replace(tmp, dst)
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", fmt.Errorf("place service directory %s: %w", dst, unwrap(err))
+	}
+	return dst, nil
+}
+
+// ScanDir is the owner's s6 scan directory.
+func (d Dir) ScanDir() string { return filepath.Join(d.Path, "scandir", strconv.Itoa(d.UID)) }
+
+func (d Dir) backendPath() string { return filepath.Join(d.Path, "supervisor", strconv.Itoa(d.UID)) }
+
+// Backend returns the supervisor backend recorded for the owner: "files"
+// when none is.
+func (d Dir) Backend() (string, error) {
+	b, err := os.ReadFile(d.backendPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return "files", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", d.backendPath(), unwrap(err))
+	}
+	v := strings.TrimSuffix(string(b), "\n")
+	if v != "files" && v != "s6" {
+		return "", fmt.Errorf("%s: unknown supervisor %q (expected files or s6)", d.backendPath(), clip(v))
+	}
+	return v, nil
+}
+
+// SetBackend records the owner's supervisor backend.
+func (d Dir) SetBackend(name string) error {
+	if err := durable.MkdirAll(filepath.Dir(d.backendPath()), 0o755); err != nil {
+		return err
+	}
+	return durable.WriteFile(d.backendPath(), []byte(name+"\n"), 0o644)
+}
+
+// ClearBackend forgets the owner's backend: the embedded one applies again.
+func (d Dir) ClearBackend() error {
+	if _, err := os.Lstat(d.backendPath()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return durable.RemoveAll(d.backendPath())
+}

@@ -1,7 +1,7 @@
 // Package supervisor changes and reports the live state of services through
 // a backend. The embedded Files backend keeps that state as files in the live
 // directory, so every command runs and is testable without a process
-// supervisor; a real s6 backend implements the same interface.
+// supervisor; package supervisor/s6 runs real processes under s6.
 package supervisor
 
 import (
@@ -9,16 +9,30 @@ import (
 	"github.com/treeshift/treeshift/model"
 )
 
+// State is the live state of one service.
+type State struct {
+	Up bool
+	// Pid is the supervised process's pid, 0 when down or not a process.
+	Pid int
+	// Uptime is how long it has been up, in seconds, when known.
+	Uptime int
+}
+
 // Backend brings the services of a live tree up and down.
 type Backend interface {
 	// Name is how the backend is chosen and reported.
 	Name() string
+	// Init prepares a tree that has just been made live: services begin
+	// down. compiled is the tree's compiled database.
+	Init(t *livedb.Tree, compiled string, index model.Index) error
+	// Uninit undoes Init; every service is down.
+	Uninit(t *livedb.Tree, index model.Index) error
 	// Start brings svc up; its dependencies are already up.
 	Start(t *livedb.Tree, svc model.IndexEntry) error
 	// Stop brings svc down; the services depending on it are already down.
 	Stop(t *livedb.Tree, svc model.IndexEntry) error
-	// Up reports which services of t are up; a service not in the map is down.
-	Up(t *livedb.Tree) (map[string]bool, error)
+	// States reports the services of index; a missing one is down.
+	States(t *livedb.Tree, index model.Index) (map[string]State, error)
 }
 
 // Files is the embedded backend: state files, no processes.
@@ -26,8 +40,22 @@ type Files struct{}
 
 func (Files) Name() string { return "files" }
 
+func (Files) Init(*livedb.Tree, string, model.Index) error { return nil }
+
+func (Files) Uninit(*livedb.Tree, model.Index) error { return nil }
+
 func (Files) Start(t *livedb.Tree, svc model.IndexEntry) error { return t.SetState(svc.Name, true) }
 
 func (Files) Stop(t *livedb.Tree, svc model.IndexEntry) error { return t.SetState(svc.Name, false) }
 
-func (Files) Up(t *livedb.Tree) (map[string]bool, error) { return t.States() }
+func (Files) States(t *livedb.Tree, _ model.Index) (map[string]State, error) {
+	up, err := t.States()
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]State{}
+	for n, u := range up {
+		out[n] = State{Up: u}
+	}
+	return out, nil
+}

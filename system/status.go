@@ -64,6 +64,12 @@ type LiveStatus struct {
 type LiveServiceStatus struct {
 	Name string `json:"name"`
 	Up   bool   `json:"up"`
+	// Pid is the supervised process, 0 if down or not a process (a oneshot,
+	// a bundle, or the embedded backend).
+	Pid int `json:"pid"`
+	// Uptime is how long the process has been up or down, in seconds, when
+	// the backend knows.
+	Uptime int `json:"uptime"`
 }
 
 // Status reports the trees names (all of the owner's, in start order, when
@@ -123,12 +129,13 @@ func (s *System) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 	if err != nil {
 		return ts, err
 	}
-	up, err := s.Backend.Up(lt)
+	states, err := s.Backend.States(lt, t.Index)
 	if err != nil {
 		return ts, err
 	}
 	for _, e := range t.Index.Entries {
-		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: up[e.Name]})
+		st := states[e.Name]
+		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: st.Up, Pid: st.Pid, Uptime: st.Uptime})
 	}
 	return ts, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/treeshift/treeshift/livedb"
 	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/supervisor"
+	"github.com/treeshift/treeshift/supervisor/s6"
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -52,14 +53,28 @@ func New(o owner.Owner, live string) (*System, error) {
 	if !filepath.IsAbs(live) {
 		return nil, usage("live directory %q is not an absolute path", live)
 	}
-	return &System{
+	s := &System{
 		Owner:   o,
 		Store:   tree.Open(o.Host(o.SystemDir())),
 		Live:    livedb.Dir{Path: o.Host(live), UID: o.UID},
 		LiveDir: filepath.Clean(live),
 		Backend: supervisor.Files{},
-	}, nil
+	}
+	name, err := s.Live.Backend()
+	if err != nil {
+		return nil, err
+	}
+	if name == "s6" {
+		if err := s6.Check(); err != nil {
+			return nil, err
+		}
+		s.Backend = &s6.Backend{Scan: s.Live.ScanDir(), Timeout: ServiceTimeout}
+	}
+	return s, nil
 }
+
+// ServiceTimeout bounds each wait for a supervised service to change state.
+const ServiceTimeout = 10 * time.Second
 
 func (s *System) info(format string, args ...any) {
 	if s.Log != nil {
@@ -157,6 +172,9 @@ func (s *System) Replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 	}
 	if live {
 		if err := lt.Link(nt.CompiledDir()); err != nil {
+			return nil, err
+		}
+		if err := s.Backend.Init(lt, nt.CompiledDir(), nt.Index); err != nil {
 			return nil, err
 		}
 	}
@@ -287,7 +305,7 @@ func (s *System) DestroyTree(name string) error {
 	if live, err := lt.Initialized(); err != nil {
 		return err
 	} else if live {
-		up, err := s.Backend.Up(lt)
+		up, err := s.up(lt, t)
 		if err != nil {
 			return err
 		}
@@ -308,6 +326,11 @@ func (s *System) DestroyTree(name string) error {
 	// complete, rather than a listed tree that is half gone.
 	if err := s.Store.WriteState(st); err != nil {
 		return err
+	}
+	if live, _ := lt.Initialized(); live {
+		if err := s.Backend.Uninit(lt, t.Index); err != nil {
+			return err
+		}
 	}
 	if err := lt.Remove(); err != nil {
 		return err
@@ -480,7 +503,7 @@ func (s *System) DisableServices(tname string, names []string) error {
 	if live, err := lt.Initialized(); err != nil {
 		return err
 	} else if live {
-		up, err := s.Backend.Up(lt)
+		up, err := s.up(lt, old)
 		if err != nil {
 			return err
 		}
@@ -532,7 +555,9 @@ func (s *System) Init(name string) error {
 	if live {
 		if target, err := lt.Target(); err == nil && target == t.CompiledDir() {
 			s.info("tree %s is already initialized", name)
-			return nil
+			// The backend's part is repeatable: services enabled since are
+			// placed under supervision, a restarted supervisor rescans.
+			return s.Backend.Init(lt, t.CompiledDir(), t.Index)
 		}
 	}
 	// The record first: a record without a link is harmless, a link without
@@ -541,6 +566,9 @@ func (s *System) Init(name string) error {
 		return err
 	}
 	if err := lt.Link(t.CompiledDir()); err != nil {
+		return err
+	}
+	if err := s.Backend.Init(lt, t.CompiledDir(), t.Index); err != nil {
 		return err
 	}
 	s.info("initialized tree %s", name)
@@ -561,6 +589,13 @@ func (s *System) Uninit(name string) error {
 	if len(c.Up) > 0 {
 		return fmt.Errorf("tree %s has services up (%s): stop them first with: treeshift stop -t %s %s",
 			name, join(c.Up), name, join(c.Up))
+	}
+	t, err := s.Load(name)
+	if err != nil {
+		return err
+	}
+	if err := s.Backend.Uninit(s.Live.Tree(name), t.Index); err != nil {
+		return err
 	}
 	if err := s.Live.Tree(name).Remove(); err != nil {
 		return err
@@ -606,7 +641,7 @@ func (s *System) ConditionOf(t *tree.Tree) (Condition, error) {
 	if c.Live, err = lt.Initialized(); err != nil || !c.Live {
 		return c, err
 	}
-	up, err := s.Backend.Up(lt)
+	up, err := s.up(lt, t)
 	if err != nil {
 		return Condition{}, err
 	}
@@ -648,7 +683,7 @@ func (s *System) Start(tname string, names []string) error {
 	if err != nil {
 		return err
 	}
-	up, err := s.Backend.Up(lt)
+	up, err := s.up(lt, t)
 	if err != nil {
 		return err
 	}
@@ -680,7 +715,7 @@ func (s *System) Stop(tname string, names []string) error {
 	if err != nil {
 		return err
 	}
-	up, err := s.Backend.Up(lt)
+	up, err := s.up(lt, t)
 	if err != nil {
 		return err
 	}
@@ -720,6 +755,19 @@ func closure(t *tree.Tree, names []string, next func(model.IndexEntry) []string)
 		queue = append(queue, next(*e)...)
 	}
 	return need, nil
+}
+
+// up reports which services of t are up.
+func (s *System) up(lt *livedb.Tree, t *tree.Tree) (map[string]bool, error) {
+	states, err := s.Backend.States(lt, t.Index)
+	if err != nil {
+		return nil, err
+	}
+	up := map[string]bool{}
+	for n, st := range states {
+		up[n] = st.Up
+	}
+	return up, nil
 }
 
 func upNames(t *tree.Tree, up map[string]bool) []string {

@@ -71,6 +71,19 @@ func setup(e *testscript.Env) error {
 		}
 	}
 	e.Setenv("ROOT", root)
+	// TSBIN is the directory holding treeshift alone, for scripts that
+	// restrict PATH.
+	if p, err := exec.LookPath("treeshift"); err == nil {
+		e.Setenv("TSBIN", filepath.Dir(p))
+	}
+	// Whatever a script started under s6, it does not outlive the script,
+	// even when the script fails half-way.
+	e.Defer(func() {
+		scans, _ := filepath.Glob(filepath.Join(root, "run/treeshift/scandir/*"))
+		for _, scan := range scans {
+			exec.Command("s6-svscanctl", "-t", scan).Run()
+		}
+	})
 	return nil
 }
 

@@ -546,6 +546,15 @@ func (v *verify) Apply() error {
 	}
 	want := v.saved
 	got.Format, want.Format = 0, 0
+	// Uptime moves on; everything else, pids included, must not.
+	for _, l := range [][]system.LiveServiceStatus{got.Live.Services, want.Live.Services} {
+		for i := range l {
+			l[i].Uptime = 0
+		}
+	}
+	if msg := samePids(want, got); msg != "" {
+		return &InconsistentError{msg}
+	}
 	if !v.compiled {
 		got.Live.Compiled, want.Live.Compiled = "", ""
 	}
@@ -558,3 +567,25 @@ func (v *verify) Apply() error {
 }
 
 func (v *verify) Undo() error { return nil }
+
+// samePids names the first service that was up and is not now up with the
+// same process, the promise a transition keeps.
+func samePids(want, got system.TreeStatus) string {
+	now := map[string]system.LiveServiceStatus{}
+	for _, s := range got.Live.Services {
+		now[s.Name] = s
+	}
+	for _, s := range want.Live.Services {
+		if !s.Up {
+			continue
+		}
+		n := now[s.Name]
+		switch {
+		case !n.Up:
+			return fmt.Sprintf("service %s of tree %s was up and is now down", s.Name, want.Name)
+		case n.Pid != s.Pid:
+			return fmt.Sprintf("service %s of tree %s was up with pid %d and is now up with pid %d", s.Name, want.Name, s.Pid, n.Pid)
+		}
+	}
+	return ""
+}
