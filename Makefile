@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet demo bench fuzz clean
+.PHONY: build test vet demo demo-cluster bench fuzz clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/treeshift
@@ -19,6 +19,10 @@ vet:
 
 demo: build
 	TREESHIFT=$(BIN) ./demo/demo.sh
+
+# A 3-member cluster rolled to the new format, stage by stage.
+demo-cluster: build
+	TREESHIFT=$(BIN) ./demo/cluster.sh
 
 # Go benchmarks, then end-to-end update timings against cp -a + sync.
 bench: build

@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/treeshift/treeshift/internal/faulttest"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/system"
 )
@@ -23,31 +23,7 @@ import (
 // SIGKILLs itself right after durable step N (every write, rename, symlink
 // swap, sync), which is what a power loss or an OOM kill leaves behind.
 
-var (
-	buildOnce sync.Once
-	faultBin  string
-	buildErr  error
-)
-
-func faultBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "treeshift-fault")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		faultBin = filepath.Join(dir, "treeshift")
-		out, err := exec.Command("go", "build", "-tags", "faultinject", "-o", faultBin, "../cmd/treeshift").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build -tags faultinject: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return faultBin
-}
+func faultBinary(t *testing.T) string { return faulttest.Binary(t) }
 
 // stageRoot builds a root with three live v1/v2 trees, services up, plus a
 // tree that is not live.

@@ -52,6 +52,7 @@ type CLI struct {
 	Stop    StopCmd    `cmd:"" help:"Bring services of a live tree down, with what depends on them."`
 	Uninit  UninitCmd  `cmd:"" help:"Make a tree not live (its services must be down)."`
 	Scandir ScandirCmd `cmd:"" help:"Start, stop and show the owner's supervisor."`
+	Cluster ClusterCmd `cmd:"" help:"Rolling format upgrade of a cluster's members, stage by stage."`
 	Status  StatusCmd  `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
 	Formats FormatsCmd `cmd:"" help:"List the known format versions and their upgrade_from directives."`
 	Plan    PlanCmd    `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
