@@ -4,10 +4,15 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet demo demo-cluster bench fuzz clean
+.PHONY: build test vet man demo demo-cluster bench fuzz clean
 
-build:
+build: man
 	$(GO) build -o $(BIN) ./cmd/treeshift
+
+# treeshift(1), generated from the command-line model; a test checks that the
+# committed page is current.
+man:
+	$(GO) run ./internal/mangen docs/treeshift.1
 
 # vet, formatting, and every test (unit, property, testscript) under -race.
 test: vet

@@ -113,14 +113,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 			panic(r)
 		}
 	}()
-	parser, err := kong.New(&c,
-		kong.Name("treeshift"),
-		kong.Description("Move trees and live service databases between on-disk formats without stopping services."),
-		kong.Writers(stdout, stderr),
-		kong.Vars{"live": owner.DefaultLive, "newest": strconv.Itoa(format.Newest())},
-		kong.Exit(func(code int) { panic(exitCode(code)) }),
-		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {
 		log.fatal(err)
 		return ExitSystem
@@ -158,6 +151,44 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return classify(err)
 	}
 	return ExitOK
+}
+
+// Description is the one-line summary of the command.
+const Description = "Move trees and live service databases between on-disk formats without stopping services."
+
+// newParser builds the kong parser of the command line, shared by Main and
+// the man page.
+func newParser(c *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
+	return kong.New(c,
+		kong.Name("treeshift"),
+		kong.Description(Description),
+		kong.Writers(stdout, stderr),
+		kong.Vars{"live": owner.DefaultLive, "newest": strconv.Itoa(format.Newest())},
+		kong.Exit(func(code int) { panic(exitCode(code)) }),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(help),
+	)
+}
+
+// synopsis is 66's style of usage line, shown first by -h.
+var synopsis = map[string]string{
+	"":       "treeshift [-h] [-z] [-v verbosity] [-l live] [--root dir] command ...",
+	"update": "treeshift update [-h] [-z] [-v verbosity] [-l live] [-d] [--to version] [--json] [tree...]",
+	"plan":   "treeshift plan [-h] [--to version] [--json] [tree...]",
+	"status": "treeshift status [-h] [--json] [tree...]",
+	"enable": "treeshift enable [-h] -t tree service...",
+	"start":  "treeshift start [-h] -t tree service...",
+}
+
+func help(options kong.HelpOptions, ctx *kong.Context) error {
+	cmd := ""
+	if n := ctx.Selected(); n != nil {
+		cmd = n.Path()
+	}
+	if s, ok := synopsis[cmd]; ok {
+		fmt.Fprintf(ctx.Stdout, "%s\n\n", s)
+	}
+	return kong.DefaultHelpPrinter(options, ctx)
 }
 
 // classify maps an error to its exit code: usage errors are the caller's to
