@@ -138,33 +138,40 @@ func (m *Migrator) Migrate(name string, to int) (*Plan, error) {
 // live state; order is the owner's start order of enabled trees.
 func Recreate(ts system.TreeStatus, order []string, v int) []string {
 	T := ts.Name
-	var up, enabled []string
-	for _, s := range ts.Live.Services {
-		if s.Up {
-			up = append(up, s.Name)
-		}
-	}
-	for _, s := range ts.Services {
-		if s.Enabled {
-			enabled = append(enabled, s.Name)
-		}
-	}
 	var cmds []string
-	if len(up) > 0 {
+	if up := upServices(ts); len(up) > 0 {
 		cmds = append(cmds, fmt.Sprintf("treeshift stop -t %s %s", T, join(up)))
 	}
 	if ts.Live.Initialized {
 		cmds = append(cmds, "treeshift uninit "+T)
 	}
 	cmds = append(cmds, "treeshift tree destroy "+T)
+	create := Creation(ts, order, v)
+	cmds = append(cmds, create[0])
+	// A first tree is re-created last in the order; move the others back
+	// behind it, one after another.
+	if ts.Enabled && ts.Position == 1 {
+		prev := T
+		for _, n := range order[1:] {
+			cmds = append(cmds, fmt.Sprintf("treeshift tree order %s --after %s", n, prev))
+			prev = n
+		}
+	}
+	return append(cmds, create[1:]...)
+}
+
+// Creation returns the commands that create tree ts in format v as it is
+// now, on a system where the trees before it in the start order (order)
+// exist already: tree create with its flags, enable of its enabled
+// services, init if it is live, start of its services that are up.
+func Creation(ts system.TreeStatus, order []string, v int) []string {
+	T := ts.Name
 	create := fmt.Sprintf("treeshift tree create --format %d", v)
-	var after []string // enabled trees that started after T
 	if ts.Enabled {
 		if ts.Position > 1 {
 			create += " -S " + order[ts.Position-2]
 		} else {
 			create += " -E"
-			after = order[1:]
 		}
 	}
 	if ts.Current {
@@ -173,13 +180,12 @@ func Recreate(ts system.TreeStatus, order []string, v int) []string {
 	if len(ts.Allow) > 0 {
 		create += " -a " + strings.Join(ts.Allow, ",")
 	}
-	cmds = append(cmds, create+" "+T)
-	// A first tree is re-created last in the order; move the others back
-	// behind it, one after another.
-	prev := T
-	for _, n := range after {
-		cmds = append(cmds, fmt.Sprintf("treeshift tree order %s --after %s", n, prev))
-		prev = n
+	cmds := []string{create + " " + T}
+	var enabled []string
+	for _, s := range ts.Services {
+		if s.Enabled {
+			enabled = append(enabled, s.Name)
+		}
 	}
 	if len(enabled) > 0 {
 		cmds = append(cmds, fmt.Sprintf("treeshift enable -t %s %s", T, join(enabled)))
@@ -187,8 +193,18 @@ func Recreate(ts system.TreeStatus, order []string, v int) []string {
 	if ts.Live.Initialized {
 		cmds = append(cmds, "treeshift init "+T)
 	}
-	if len(up) > 0 {
+	if up := upServices(ts); len(up) > 0 {
 		cmds = append(cmds, fmt.Sprintf("treeshift start -t %s %s", T, join(up)))
 	}
 	return cmds
+}
+
+func upServices(ts system.TreeStatus) []string {
+	var up []string
+	for _, s := range ts.Live.Services {
+		if s.Up {
+			up = append(up, s.Name)
+		}
+	}
+	return up
 }

@@ -23,8 +23,32 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"treeshift": func() { os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr)) },
+		"treeshift": func() {
+			if !staged(os.Args[1:]) {
+				fmt.Fprintln(os.Stderr, "test harness: refusing to run treeshift on the real system: give --root")
+				os.Exit(2)
+			}
+			os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
+		},
 	})
+}
+
+// staged reports whether a treeshift command line stays inside a staged
+// root: a script that loses its --root (a mangled variable, say) must not
+// reach the machine running the tests. formats reads nothing; cluster works
+// on the member roots its store names.
+func staged(args []string) bool {
+	for _, a := range args {
+		if a == "--root" || strings.HasPrefix(a, "--root=") {
+			return true
+		}
+	}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			return a == "formats" || a == "cluster"
+		}
+	}
+	return false
 }
 
 func TestScripts(t *testing.T) {
@@ -71,6 +95,10 @@ func setup(e *testscript.Env) error {
 		}
 	}
 	e.Setenv("ROOT", root)
+	// REPO is the repository, for scripts that run its files (dist/).
+	if repo, err := filepath.Abs(".."); err == nil {
+		e.Setenv("REPO", repo)
+	}
 	// TSBIN is the directory holding treeshift alone, for scripts that
 	// restrict PATH.
 	if p, err := exec.LookPath("treeshift"); err == nil {

@@ -49,6 +49,10 @@ type Updater struct {
 	// line of a dry run). Note reports other progress at a verbosity level.
 	Act  func(format string, args ...any)
 	Note func(level int, format string, args ...any)
+	// Progress, if set, is told as each tree of a run is switched to its
+	// new database: the tree's place among those transitioned, and their
+	// number.
+	Progress func(i, n int, tree string, from, to int)
 }
 
 func (u *Updater) act(format string, args ...any) {
@@ -197,13 +201,16 @@ func (u *Updater) Run(names []string, to int) []Result {
 		u.abort(jobs, &jr, err)
 		return results
 	}
-	for _, j := range jobs {
+	for i, j := range jobs {
 		if !j.failed {
 			if err := migrate.Run(j.swap, trace); err != nil {
 				j.fail(err)
 			}
 		}
 		j.prepare, j.swap = nil, nil // the trees they hold are no longer needed
+		if u.Progress != nil && !j.failed {
+			u.Progress(i+1, len(jobs), j.entry.Tree, j.entry.From, j.entry.To)
+		}
 	}
 	if err := u.barrier(); err != nil {
 		u.abort(jobs, &jr, err)

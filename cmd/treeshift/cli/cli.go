@@ -54,6 +54,7 @@ type CLI struct {
 	Scandir ScandirCmd `cmd:"" help:"Start, stop and show the owner's supervisor."`
 	Cluster ClusterCmd `cmd:"" help:"Rolling format upgrade of a cluster's members, stage by stage."`
 	Status  StatusCmd  `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
+	Reverse ReverseCmd `cmd:"" help:"Print a script of the commands that recreate the trees as they are."`
 	Formats FormatsCmd `cmd:"" help:"List the known format versions and their upgrade_from directives."`
 	Plan    PlanCmd    `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
 }

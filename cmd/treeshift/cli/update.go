@@ -58,6 +58,15 @@ func (c *UpdateCmd) Run(e *env) error {
 		},
 		Note: e.log.printf,
 	}
+	// Per-tree progress, for a person watching a long transition: never in
+	// a hook's log or with a JSON document.
+	if e.Verbosity >= 2 && !c.JSON && !c.DryRun && isTerminal(e.log.w) {
+		u.Progress = func(i, n int, tree string, from, to int) {
+			if n > 3 {
+				e.log.emit("info", fmt.Sprintf("[%d/%d] tree %s: format %d to %d", i, n, tree, from, to))
+			}
+		}
+	}
 	recovered, err := u.Recover()
 	if err != nil {
 		return err
