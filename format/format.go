@@ -16,6 +16,7 @@ import (
 	"slices"
 	"testing/fstest"
 
+	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/model"
 )
 
@@ -155,14 +156,8 @@ func readFile(fsys fs.FS, name string) ([]byte, error) {
 	return b, nil
 }
 
-// unwrapFS drops the *fs.PathError wrapper: FileError names the file itself.
-func unwrapFS(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+// unwrapFS drops the path wrapper: FileError names the file itself.
+func unwrapFS(err error) error { return fserr.Cause(err) }
 
 // ReadFiles decodes a tree from its encoded files held in memory, with the
 // same checks as Read: how a conversion verifies an intermediate format

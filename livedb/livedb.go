@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/model"
 )
 
@@ -127,30 +128,9 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 		return "", fmt.Errorf("create %s: %w", tmp, unwrap(err))
 	}
 	dst := filepath.Join(tmp, "compiled")
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return os.Mkdir(to, info.Mode().Perm())
-		case d.Type().IsRegular():
-			if err := os.Link(p, to); err == nil {
-				return nil
-			}
-			return copyFile(p, to)
-		}
-		return fmt.Errorf("%s: a %v in a compiled database", p, d.Type())
-	})
-	if err != nil {
+	if err := durable.CloneTree(src, dst); err != nil {
 		os.RemoveAll(tmp)
-		return "", fmt.Errorf("copy %s to %s: %w", src, dst, unwrap(err))
+		return "", err
 	}
 	return dst, nil
 }
@@ -269,13 +249,7 @@ func clip(s string) string {
 	return s
 }
 
-func unwrap(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+func unwrap(err error) error { return fserr.Cause(err) }
 
 // ServiceDir is where a supervised service runs from while the tree is live:
 // beside the compiled link, never inside the database it points at, so a

@@ -15,6 +15,7 @@ import (
 	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/frontend"
+	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/livedb"
 	"github.com/treeshift/treeshift/model"
@@ -798,10 +799,4 @@ func join(s []string) string {
 	return out
 }
 
-func unwrap(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
+func unwrap(err error) error { return fserr.Cause(err) }

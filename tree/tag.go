@@ -42,7 +42,7 @@ func (s *Store) Tag(v int) error {
 		}
 		src := s.GenDir(n, gen)
 		to := filepath.Join(tmp, treesName, filepath.Base(src))
-		if err := linkTree(src, to); err != nil {
+		if err := durable.CloneTree(src, to); err != nil {
 			return err
 		}
 		if err := os.Symlink(filepath.Base(src), filepath.Join(tmp, treesName, n)); err != nil {
@@ -87,7 +87,7 @@ func (s *Store) Restore(v int, name string) (*Tree, error) {
 		return nil, err
 	}
 	dir := s.GenDir(name, next)
-	if err := linkTree(tagged.GenDir(name, gen), dir); err != nil {
+	if err := durable.CloneTree(tagged.GenDir(name, gen), dir); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
@@ -103,31 +103,4 @@ func (s *Store) Restore(v int, name string) (*Tree, error) {
 		return nil, err
 	}
 	return t, nil
-}
-
-// linkTree recreates directory src at dst with hard links to its files,
-// copying where a link is not possible.
-func linkTree(src, dst string) error {
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, rel)
-		switch {
-		case d.IsDir():
-			return os.Mkdir(to, 0o755)
-		case d.Type().IsRegular():
-			if os.Link(p, to) == nil {
-				return nil
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			info, _ := d.Info()
-			return os.WriteFile(to, b, info.Mode().Perm())
-		}
-		return fmt.Errorf("%s: a %v in a tree generation", p, d.Type())
-	})
 }

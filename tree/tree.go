@@ -23,6 +23,7 @@ import (
 	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/model"
 )
 
@@ -375,14 +376,4 @@ func kind(m fs.FileMode) string {
 	return "special file"
 }
 
-func unwrap(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
-}
+func unwrap(err error) error { return fserr.Cause(err) }

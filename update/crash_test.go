@@ -65,23 +65,7 @@ func stageRoot(t *testing.T) string {
 
 func run(t *testing.T, bin string, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return out.String(), 0
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return out.String(), -int(ws.Signal())
-		}
-		return out.String(), ee.ExitCode()
-	}
-	t.Fatal(err)
-	return "", 0
+	return faulttest.Run(t, bin, env, args...)
 }
 
 // normalizedStatus is status --json with formats and the stamp blanked.

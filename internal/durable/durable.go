@@ -19,6 +19,7 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/natefinch/atomic"
+	"github.com/treeshift/treeshift/internal/fserr"
 	"golang.org/x/sys/unix"
 )
 
@@ -147,16 +148,45 @@ func Discard(path string) error {
 	return nil
 }
 
-// unwrapPath drops the *fs.PathError wrapper so that messages name each path
-// once, in our own words.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// CloneTree recreates directory src at dst (which must not exist) with hard
+// links to src's files, copying a file where a link is not possible (another
+// filesystem), with its mode. It is for directories that are never modified
+// in place, such as tree generations and compiled databases, so a link is as
+// good as a copy. Nothing is synced: the caller syncs before relying on dst.
+// Anything but regular files and directories is refused.
+func CloneTree(src, dst string) error {
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		to := filepath.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(to, info.Mode().Perm())
+		case d.Type().IsRegular():
+			if os.Link(p, to) == nil {
+				return nil
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
+				return err
+			}
+			return os.Chmod(to, info.Mode().Perm())
+		}
+		return fmt.Errorf("%s: a %v where only files and directories belong", p, d.Type())
+	})
+	if err != nil {
+		return fmt.Errorf("copy %s to %s: %w", src, dst, unwrapPath(err))
 	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
+	return nil
 }
+
+func unwrapPath(err error) error { return fserr.Cause(err) }
