@@ -229,11 +229,6 @@ func (l *logger) printf(level int, format string, args ...any) {
 	l.emit(name, fmt.Sprintf(format, args...))
 }
 
-func (l *logger) warn(format string, args ...any) {
-	if l.level >= 2 {
-		l.emit("warning", fmt.Sprintf(format, args...))
-	}
-}
 
 func (l *logger) fatal(err error) { l.emit("fatal", err.Error()) }
 
