@@ -229,7 +229,6 @@ func (l *logger) printf(level int, format string, args ...any) {
 	l.emit(name, fmt.Sprintf(format, args...))
 }
 
-
 func (l *logger) fatal(err error) { l.emit("fatal", err.Error()) }
 
 func (l *logger) emit(name, msg string) {
