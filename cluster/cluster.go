@@ -418,12 +418,18 @@ func verifyTagged(s *system.System, v int) error {
 	return nil
 }
 
-// transition moves one member's trees to version to with update's code.
+// transition moves one member's trees to version to with update's code,
+// holding the member's owner lock as treeshift update does.
 func (c *Cluster) transition(m *Member, to int) error {
 	s, err := c.system(m)
 	if err != nil {
 		return err
 	}
+	l, err := s.Lock(30 * time.Second)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", m.ID, err)
+	}
+	defer l.Unlock()
 	u := &update.Updater{Sys: s, Registry: migrate.Default()}
 	if _, err := u.Recover(); err != nil {
 		return fmt.Errorf("member %s: %w", m.ID, err)
@@ -740,6 +746,14 @@ func (c *Cluster) restore(m *Member, v int) error {
 	s, err := c.system(m)
 	if err != nil {
 		return err
+	}
+	l, err := s.Lock(30 * time.Second)
+	if err != nil {
+		return fmt.Errorf("member %s: %w", m.ID, err)
+	}
+	defer l.Unlock()
+	if p, err := update.Pending(s); err != nil || len(p) > 0 {
+		return fmt.Errorf("member %s: the update of tree(s) %v was interrupted: run treeshift --root %s update first (%v)", m.ID, p, m.Root, err)
 	}
 	tagged := s.Store.Tagged(v)
 	names, err := tagged.Names()

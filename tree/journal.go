@@ -55,11 +55,11 @@ func (s *Store) Journals() ([]string, error) {
 	return names, nil
 }
 
-// RemoveJournal closes tree name's entry. The removal is not synced: an
-// entry that reappears after a crash describes a finished transition, and
-// finishing it again changes nothing.
+// RemoveJournal closes tree name's entry, durably: an entry that came back
+// after a power loss would redo a finished transition over whatever changed
+// since (a tree destroyed, a tree made not live).
 func (s *Store) RemoveJournal(name string) error {
-	return durable.Discard(s.JournalPath(name))
+	return durable.RemoveAll(s.JournalPath(name))
 }
 
 // A live tree's live directory is recorded in the system directory when it

@@ -236,3 +236,68 @@ func TestOutsideWriterAbortsTransition(t *testing.T) {
 		t.Errorf("boot is not back in format 1:\n%s", out)
 	}
 }
+
+// An interrupted update is not recovered through another live directory:
+// that run could not see the tree's real live link and would collect the
+// generation it points at.
+func TestRecoveryRefusesAnotherLiveDir(t *testing.T) {
+	bin := faultBinary(t)
+	root := copyRoot(t, stageRoot(t))
+	if out, code := run(t, bin, []string{"TREESHIFT_CRASH_AFTER=9"}, "--root", root, "update"); code != -int(syscall.SIGKILL) {
+		t.Fatalf("crash: exit %d\n%s", code, out)
+	}
+	out, code := run(t, bin, nil, "--root", root, "-l", "/run/other", "update")
+	if code != 111 || !strings.Contains(out, "was live in /run/treeshift when its update was interrupted: recover with: treeshift -l /run/treeshift update") {
+		t.Fatalf("recovery through another -l: exit %d\n%s", code, out)
+	}
+	checkLinks(t, root, "after the refused recovery")
+	if _, err := os.Stat(filepath.Join(root, "run/other/tree")); err == nil {
+		t.Error("the refused recovery created links in the other live directory")
+	}
+	if out, code := run(t, bin, nil, "--root", root, "update"); code != 0 {
+		t.Fatalf("recovery: exit %d\n%s", code, out)
+	}
+	checkLinks(t, root, "after recovery")
+}
+
+// A command that waited for the owner lock while an update was interrupted
+// sees the open journal once it has the lock, and refuses to change trees.
+func TestWaitingCommandSeesInterruptedUpdate(t *testing.T) {
+	bin := faultBinary(t)
+	root := copyRoot(t, stageRoot(t))
+	pause := filepath.Join(t.TempDir(), "pause")
+	upd := exec.Command(bin, "--root", root, "update")
+	upd.Env = append(os.Environ(), "TREESHIFT_PAUSE_AFTER=1", "TREESHIFT_PAUSE_FILE="+pause, "TREESHIFT_CRASH_AFTER=8")
+	if err := upd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(pause + ".paused"); err == nil {
+			break
+		}
+		if i > 3000 {
+			upd.Process.Kill()
+			t.Fatal("update never paused")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// No journal yet: init sees nothing amiss and waits for the lock.
+	init := exec.Command(bin, "--root", root, "init", "idle")
+	var out bytes.Buffer
+	init.Stdout, init.Stderr = &out, &out
+	if err := init.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	os.WriteFile(pause+".resume", nil, 0o644)
+	upd.Wait() // killed at step 8, journal open
+	err := init.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 111 || !strings.Contains(out.String(), "was interrupted: run treeshift update first") {
+		t.Fatalf("init after the interrupted update: %v\n%s", err, out.String())
+	}
+	if out, code := run(t, bin, nil, "--root", root, "update"); code != 0 {
+		t.Fatalf("recovery: exit %d\n%s", code, out)
+	}
+	checkLinks(t, root, "after recovery")
+}

@@ -88,8 +88,10 @@ type entry struct {
 	// Gen is the generation the tree was at; it is not removed before the
 	// transition commits.
 	Gen int `json:"gen"`
-	// Live: the tree was live, its link pointing at generation Gen.
-	Live bool `json:"live"`
+	// Live: the tree was live, its link pointing at generation Gen, in the
+	// live directory LiveDir (inside the root).
+	Live    bool   `json:"live"`
+	LiveDir string `json:"live_dir,omitempty"`
 	// Committed: the new database is current, live and verified, and that
 	// is durable; what is left is cleanup.
 	Committed bool              `json:"committed"`
@@ -146,10 +148,17 @@ func (u *Updater) Run(names []string, to int) []Result {
 			results[i].Seconds = time.Since(start).Seconds()
 		}
 	}()
+	// Watching starts before any tree is read: a write by another process
+	// between this run's reading a tree and its commit is noticed.
+	var w *watch
+	if !u.DryRun {
+		w = newWatch()
+		defer w.Close()
+	}
 	var jobs []*job
 	for i, n := range names {
 		results[i] = Result{Tree: n, To: to, Hops: []migrate.Hop{}}
-		if j := u.check(&results[i], to); j != nil {
+		if j := u.check(&results[i], to, w); j != nil {
 			jobs = append(jobs, j)
 		}
 	}
@@ -179,12 +188,6 @@ func (u *Updater) Run(names []string, to int) []Result {
 			j.fail(err)
 		}
 		return results
-	}
-	w := newWatch()
-	defer w.Close()
-	for _, j := range jobs {
-		j.watch = w
-		w.Add(j.entry.Tree, u.Sys.Store.GenDir(j.entry.Tree, j.entry.Gen), u.Sys.Live.Tree(j.entry.Tree).StateDir())
 	}
 
 	trace := func(s string) { u.act("%s", s) }
@@ -251,7 +254,7 @@ func (j *job) fail(err error) {
 
 // check is phase 1 for one tree: it fills res and returns the tree's job,
 // or nil when there is nothing to do or the tree is refused.
-func (u *Updater) check(res *Result, to int) *job {
+func (u *Updater) check(res *Result, to int, w *watch) *job {
 	name := res.Tree
 	fail := func(outcome string, err error) *job {
 		res.Outcome, res.Error = outcome, err.Error()
@@ -264,6 +267,9 @@ func (u *Updater) check(res *Result, to int) *job {
 		res.From, res.Outcome = v, Unchanged
 		u.note(3, "tree: %s is already in format %d", name, to)
 		return nil
+	}
+	if gen, err := u.Sys.Store.CurrentGen(name); err == nil && w != nil {
+		w.Add(name, u.Sys.Store.GenDir(name, gen), u.Sys.Live.Tree(name).StateDir())
 	}
 	// Every record decodes, or nothing is done.
 	t, err := u.Sys.Load(name)
@@ -308,7 +314,10 @@ func (u *Updater) check(res *Result, to int) *job {
 	if err != nil {
 		return fail(Failed, err)
 	}
-	j := &job{res: res, entry: entry{Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved}}
+	j := &job{watch: w, res: res, entry: entry{Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved}}
+	if live {
+		j.entry.LiveDir = u.Sys.LiveDir
+	}
 	conv := m.Convert(p, t, true)
 	tc := &tempCopy{sys: u.Sys, name: name, orig: t.CompiledDir()}
 	if live {
@@ -322,6 +331,8 @@ func (u *Updater) check(res *Result, to int) *job {
 	if live {
 		j.swap = append(j.swap, m.Relink(name, true), &verify{u: u, saved: saved, conv: conv, compiled: true})
 	}
+	// Once more, last: a write during the swap is noticed before the commit.
+	j.swap = append(j.swap, &guard{j: j})
 	return j
 }
 
@@ -427,8 +438,23 @@ func (u *Updater) Recover() ([]string, error) {
 // repeated, so a crash during finish is handled by finishing again.
 func (u *Updater) finish(j *journal) error {
 	s := u.Sys
+	// A tree live in another live directory has a link this run cannot see:
+	// moving or collecting anything could leave that link dangling.
+	for _, e := range j.Trees {
+		if e.Live && e.LiveDir != "" && e.LiveDir != s.LiveDir {
+			return &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: treeshift -l %s update",
+				e.Tree, e.LiveDir, e.LiveDir)}
+		}
+	}
 	for _, e := range j.Trees {
 		lt := s.Live.Tree(e.Tree)
+		// After a reboot a live directory on tmpfs is empty: a tree not
+		// initialized again has no link to move.
+		if live, err := lt.Initialized(); err != nil {
+			return err
+		} else if !live {
+			e.Live = false
+		}
 		if e.Committed {
 			gen, err := s.Store.CurrentGen(e.Tree)
 			if err != nil {

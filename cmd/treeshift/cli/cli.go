@@ -69,14 +69,22 @@ type env struct {
 }
 
 // lock takes the owner lock for a command that changes trees, and returns
-// its release. An interrupted update must be dealt with first.
+// its release. An interrupted update must be dealt with first; that is
+// checked with the lock held, since an update may be interrupted while this
+// command waits for the lock.
 func (e *env) lock() (func(), error) {
-	if names, err := update.Pending(e.sys); err != nil {
+	unlock, err := e.lockFor(false)
+	if err != nil {
 		return nil, err
-	} else if len(names) > 0 {
-		return nil, fmt.Errorf("the update of tree(s) %s was interrupted: run treeshift update first", strings.Join(names, " "))
 	}
-	return e.lockFor(false)
+	if names, err := update.Pending(e.sys); err != nil || len(names) > 0 {
+		unlock()
+		if err == nil {
+			err = fmt.Errorf("the update of tree(s) %s was interrupted: run treeshift update first", strings.Join(names, " "))
+		}
+		return nil, err
+	}
+	return unlock, nil
 }
 
 // lockFor takes the owner lock. A dry run takes it too, so that what it
