@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/system"
@@ -206,18 +207,19 @@ func (r *relink) Describe() string {
 }
 
 func (r *relink) Apply() error {
-	cur, err := r.sys.Store.Load(r.name)
+	gen, err := r.sys.Store.CurrentGen(r.name)
 	if err != nil {
 		return err
 	}
+	compiled := filepath.Join(r.sys.Store.GenDir(r.name, gen), compile.Dir)
 	lt := r.sys.Live.Tree(r.name)
 	if r.prev, err = lt.Target(); err != nil {
 		return err
 	}
-	if r.prev == cur.CompiledDir() {
+	if r.prev == compiled {
 		return nil
 	}
-	return r.link(cur.CompiledDir())
+	return r.link(compiled)
 }
 
 func (r *relink) Undo() error {

@@ -181,16 +181,23 @@ func (s *Store) LoadGen(name string, gen int) (*Tree, error) {
 	return &Tree{Tree: t, Format: v, Gen: gen, Dir: dir}, nil
 }
 
-// noLinks refuses a generation that holds symbolic links or special files:
-// treeshift never writes them, so one means someone else did, and following
-// it could read or later delete files outside the tree.
+// noLinks refuses a generation that holds symbolic links or special files
+// where its records are: treeshift never writes them, so one means someone
+// else did, and following it could read files outside the tree. The service
+// directories are not walked, which on a large tree is most of the entries:
+// no decoder reads them, and what copies them (a live temporary copy, an s6
+// service directory) refuses anything but files and directories itself.
 func noLinks(dir string) error {
+	skip := filepath.Join(dir, compile.Dir, "servicedirs")
 	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", p, unwrap(err))
 		}
 		if !d.Type().IsRegular() && !d.IsDir() {
 			return fmt.Errorf("%s: a %s where only files and directories belong", p, kind(d.Type()))
+		}
+		if p == skip && d.IsDir() {
+			return filepath.SkipDir
 		}
 		return nil
 	})

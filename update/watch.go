@@ -1,6 +1,8 @@
 package update
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,16 +16,24 @@ import (
 // service directory, which would take one inotify watch each) and its live
 // state. treeshift itself only reads them while the transition runs, so any
 // event there is someone else's. One inotify instance serves the whole run.
+//
+// inotify events arrive asynchronously, so a write made just before a check
+// may not have been reported yet. The check therefore also compares the
+// modification times and sizes of the watched directories' entries with
+// those taken when watching began. (Not change times: the hard links of a
+// temporary copy change those of the files linked.)
 type watch struct {
-	w     *fsnotify.Watcher
-	mu    sync.Mutex
-	dirs  map[string]string // watched directory -> tree
-	first map[string]string // tree -> first path written
-	done  chan struct{}
+	w       *fsnotify.Watcher
+	mu      sync.Mutex
+	dirs    map[string]string            // watched directory -> tree
+	first   map[string]string            // tree -> first path written
+	watched map[string][]string          // tree -> its watched directories
+	snap    map[string]map[string]string // tree -> path -> mtime and size when added
+	done    chan struct{}
 }
 
 func newWatch() *watch {
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]string{}}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		// No inotify (limits reached): the transition runs unwatched, as
@@ -58,10 +68,15 @@ func newWatch() *watch {
 
 // Add watches tree's generation directory gen and live state directory.
 func (w *watch) Add(tree, gen, state string) {
+	dirs := []string{gen, filepath.Join(gen, "resolve"), filepath.Join(gen, "compiled"), state}
+	snap := stamps(dirs)
+	w.mu.Lock()
+	w.watched[tree], w.snap[tree] = dirs, snap
+	w.mu.Unlock()
 	if w.w == nil {
 		return
 	}
-	for _, d := range []string{gen, filepath.Join(gen, "resolve"), filepath.Join(gen, "compiled"), state} {
+	for _, d := range dirs {
 		if w.w.Add(d) == nil { // a directory that does not exist has nothing to watch
 			w.mu.Lock()
 			w.dirs[strings.TrimSuffix(d, "/")] = tree
@@ -76,8 +91,41 @@ func (w *watch) Tripped(tree string) string {
 		return ""
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.first[tree]
+	first, dirs, snap := w.first[tree], w.watched[tree], w.snap[tree]
+	w.mu.Unlock()
+	if first != "" {
+		return first
+	}
+	now := stamps(dirs)
+	for p, c := range snap {
+		if now[p] != c {
+			return p
+		}
+	}
+	for p := range now {
+		if _, ok := snap[p]; !ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// stamps maps each entry of the directories dirs to its modification time
+// and size.
+func stamps(dirs []string) map[string]string {
+	out := map[string]string{}
+	for _, d := range dirs {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil {
+				out[filepath.Join(d, e.Name())] = fmt.Sprint(info.ModTime().UnixNano(), " ", info.Size())
+			}
+		}
+	}
+	return out
 }
 
 func (w *watch) Close() {
