@@ -25,6 +25,7 @@ import (
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/model"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -286,12 +287,23 @@ func writeFiles(dir string, files []model.File) error {
 			return fmt.Errorf("write %s: %w", p, unwrap(err))
 		}
 		// WriteFile's mode is filtered by the umask; the format defines it.
-		if err := os.Chmod(p, f.Mode); err != nil {
-			return fmt.Errorf("chmod %s: %w", p, unwrap(err))
+		// Most umasks leave the formats' modes alone: then skip the call.
+		if f.Mode&umask != 0 {
+			if err := os.Chmod(p, f.Mode); err != nil {
+				return fmt.Errorf("chmod %s: %w", p, unwrap(err))
+			}
 		}
 	}
 	return nil
 }
+
+// umask is the process's file mode creation mask, read once: reading it
+// means setting it, which is only safe before anything else runs.
+var umask = func() fs.FileMode {
+	m := unix.Umask(0)
+	unix.Umask(m)
+	return fs.FileMode(m)
+}()
 
 // nextGen returns one more than the highest generation of name on disk, so a
 // new generation never reuses the directory of a live or leftover one.
