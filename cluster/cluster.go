@@ -418,9 +418,9 @@ func verifyTagged(s *system.System, v int) error {
 	return nil
 }
 
-// transition moves one member's trees to version to with update's code,
-// holding the member's owner lock as treeshift update does.
-func (c *Cluster) transition(m *Member, to int) error {
+// locked opens a member's trees and holds its owner lock while fn runs, as
+// every treeshift command that changes trees does.
+func (c *Cluster) locked(m *Member, fn func(s *system.System) error) error {
 	s, err := c.system(m)
 	if err != nil {
 		return err
@@ -430,6 +430,15 @@ func (c *Cluster) transition(m *Member, to int) error {
 		return fmt.Errorf("member %s: %w", m.ID, err)
 	}
 	defer l.Unlock()
+	return fn(s)
+}
+
+// transition moves one member's trees to version to with update's code.
+func (c *Cluster) transition(m *Member, to int) error {
+	return c.locked(m, func(s *system.System) error { return c.transitionLocked(s, m, to) })
+}
+
+func (c *Cluster) transitionLocked(s *system.System, m *Member, to int) error {
 	u := &update.Updater{Sys: s, Registry: migrate.Default()}
 	if _, err := u.Recover(); err != nil {
 		return fmt.Errorf("member %s: %w", m.ID, err)
@@ -743,15 +752,10 @@ func (st *State) rolledOthers() []string {
 // tree's tagged generation becomes current again, its live link moves to
 // it, and the generations it replaced are collected.
 func (c *Cluster) restore(m *Member, v int) error {
-	s, err := c.system(m)
-	if err != nil {
-		return err
-	}
-	l, err := s.Lock(30 * time.Second)
-	if err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
-	}
-	defer l.Unlock()
+	return c.locked(m, func(s *system.System) error { return c.restoreLocked(s, m, v) })
+}
+
+func (c *Cluster) restoreLocked(s *system.System, m *Member, v int) error {
 	if p, err := update.Pending(s); err != nil || len(p) > 0 {
 		return fmt.Errorf("member %s: the update of tree(s) %v was interrupted: run treeshift --root %s update first (%v)", m.ID, p, m.Root, err)
 	}
