@@ -15,6 +15,7 @@ import (
 	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/frontend"
+	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/livedb"
@@ -210,7 +211,11 @@ func (s *System) Collect(name string) error {
 			}
 		}
 	}
-	return nil
+	// What crashed link swaps left, beside the tree's link and its live link.
+	if err := durable.SweepSymlink(filepath.Dir(s.Store.Pointer(name)), name); err != nil {
+		return err
+	}
+	return durable.SweepSymlink(lt.Dir, "compiled")
 }
 
 // CreateOptions are the settings of a new tree.

@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/treeshift/treeshift/migrate"
@@ -53,6 +55,65 @@ type Updater struct {
 	// new database: the tree's place among those transitioned, and their
 	// number.
 	Progress func(i, n int, tree string, from, to int)
+	// Workers bounds how many trees are worked on at once (default: the
+	// number of CPUs Go may use). Trees share nothing but the barriers.
+	Workers int
+}
+
+// lines buffers one tree's messages while trees are worked on at once, so
+// the output reads tree by tree, in order, whatever the interleaving.
+type lines []struct {
+	level int // 0: an action
+	text  string
+}
+
+func (l *lines) act(format string, args ...any) {
+	*l = append(*l, struct {
+		level int
+		text  string
+	}{0, fmt.Sprintf(format, args...)})
+}
+
+func (l *lines) note(level int, format string, args ...any) {
+	*l = append(*l, struct {
+		level int
+		text  string
+	}{level, fmt.Sprintf(format, args...)})
+}
+
+// parallel runs fn for 0..n-1, up to Workers at once, each with its own
+// buffer, then prints the buffers in order.
+func (u *Updater) parallel(n int, fn func(i int, out *lines)) {
+	workers := u.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	bufs := make([]lines, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i, &bufs[i])
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, b := range bufs {
+		for _, l := range b {
+			if l.level == 0 {
+				u.act("%s", l.text)
+			} else {
+				u.note(l.level, "%s", l.text)
+			}
+		}
+	}
 }
 
 func (u *Updater) act(format string, args ...any) {
@@ -155,10 +216,14 @@ func (u *Updater) Run(names []string, to int) []Result {
 		w = newWatch()
 		defer w.Close()
 	}
+	checked := make([]*job, len(names))
+	u.parallel(len(names), func(i int, out *lines) {
+		results[i] = Result{Tree: names[i], To: to, Hops: []migrate.Hop{}}
+		checked[i] = u.check(&results[i], to, w, out)
+	})
 	var jobs []*job
-	for i, n := range names {
-		results[i] = Result{Tree: n, To: to, Hops: []migrate.Hop{}}
-		if j := u.check(&results[i], to, w); j != nil {
+	for _, j := range checked {
+		if j != nil {
 			jobs = append(jobs, j)
 		}
 	}
@@ -190,29 +255,34 @@ func (u *Updater) Run(names []string, to int) []Result {
 		return results
 	}
 
-	trace := func(s string) { u.act("%s", s) }
-	for _, j := range jobs {
-		u.act("enable service(s) of tree: %s", j.entry.Tree)
-		if err := migrate.Run(j.prepare, trace); err != nil {
+	u.parallel(len(jobs), func(i int, out *lines) {
+		j := jobs[i]
+		out.act("enable service(s) of tree: %s", j.entry.Tree)
+		if err := migrate.Run(j.prepare, func(s string) { out.act("%s", s) }); err != nil {
 			j.fail(err)
 		}
 		if j.failed { // its staged generation and copy are gone: nothing to swap
 			j.prepare, j.swap = nil, nil
 		}
-	}
+	})
 	if err := u.barrier(); err != nil {
 		u.abort(jobs, &jr, err)
 		return results
 	}
-	for i, j := range jobs {
+	u.parallel(len(jobs), func(i int, out *lines) {
+		j := jobs[i]
 		if !j.failed {
-			if err := migrate.Run(j.swap, trace); err != nil {
+			if err := migrate.Run(j.swap, func(s string) { out.act("%s", s) }); err != nil {
 				j.fail(err)
 			}
 		}
 		j.prepare, j.swap = nil, nil // the trees they hold are no longer needed
-		if u.Progress != nil && !j.failed {
-			u.Progress(i+1, len(jobs), j.entry.Tree, j.entry.From, j.entry.To)
+	})
+	if u.Progress != nil {
+		for i, j := range jobs {
+			if !j.failed {
+				u.Progress(i+1, len(jobs), j.entry.Tree, j.entry.From, j.entry.To)
+			}
 		}
 	}
 	if err := u.barrier(); err != nil {
@@ -254,7 +324,7 @@ func (j *job) fail(err error) {
 
 // check is phase 1 for one tree: it fills res and returns the tree's job,
 // or nil when there is nothing to do or the tree is refused.
-func (u *Updater) check(res *Result, to int, w *watch) *job {
+func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 	name := res.Tree
 	fail := func(outcome string, err error) *job {
 		res.Outcome, res.Error = outcome, err.Error()
@@ -265,7 +335,7 @@ func (u *Updater) check(res *Result, to int, w *watch) *job {
 	// validated.
 	if v, err := u.Sys.Store.PeekFormat(name); err == nil && v == to {
 		res.From, res.Outcome = v, Unchanged
-		u.note(3, "tree: %s is already in format %d", name, to)
+		out.note(3, "tree: %s is already in format %d", name, to)
 		return nil
 	}
 	if gen, err := u.Sys.Store.CurrentGen(name); err == nil && w != nil {
@@ -482,13 +552,15 @@ func (u *Updater) finish(j *journal) error {
 			}
 		}
 	}
-	for _, e := range j.Trees {
-		if err := s.Live.Tree(e.Tree).RemoveTemp(); err != nil {
-			return err
+	errs := make([]error, len(j.Trees))
+	u.parallel(len(j.Trees), func(i int, _ *lines) {
+		e := j.Trees[i]
+		if errs[i] = s.Live.Tree(e.Tree).RemoveTemp(); errs[i] == nil {
+			errs[i] = s.Collect(e.Tree)
 		}
-		if err := s.Collect(e.Tree); err != nil {
-			return err
-		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	return s.Store.RemoveJournal(journalName)
 }

@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/google/renameio/v2"
 	"github.com/natefinch/atomic"
@@ -43,6 +44,37 @@ func Symlink(target, path string) error {
 	}
 	point("symlink", path)
 	return SyncDir(filepath.Dir(path))
+}
+
+// SweepSymlink removes what interrupted swaps of the link dir/base left
+// behind: renameio stages a swap in a hidden directory named after the link
+// and random digits, holding the new link as tmp.symlink, and removes it
+// when done; a crash in between leaves it. Such leftovers are unused, and
+// their removal is not synced.
+func SweepSymlink(dir, base string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("read %s: %w", dir, unwrapPath(err))
+	}
+	for _, e := range entries {
+		n := e.Name()
+		rest, ok := strings.CutPrefix(n, "."+base)
+		if !ok || !e.IsDir() || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		p := filepath.Join(dir, n)
+		sub, err := os.ReadDir(p)
+		if err != nil || len(sub) > 1 || (len(sub) == 1 && sub[0].Name() != "tmp.symlink") {
+			continue
+		}
+		if err := Discard(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SwapSymlink is Symlink without the directory sync, for a caller that swaps

@@ -87,3 +87,25 @@ func TestErrorsNameThePath(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestSweepSymlink(t *testing.T) {
+	dir := t.TempDir()
+	leftover := filepath.Join(dir, ".boot3388764770")
+	os.Mkdir(leftover, 0o755)
+	os.Symlink(".boot.3", filepath.Join(leftover, "tmp.symlink"))
+	empty := filepath.Join(dir, ".boot42")
+	os.Mkdir(empty, 0o755)
+	gen := filepath.Join(dir, ".boot.3") // a generation: kept
+	os.Mkdir(gen, 0o755)
+	other := filepath.Join(dir, ".boot9") // holds more than a link: kept
+	os.Mkdir(other, 0o755)
+	os.WriteFile(filepath.Join(other, "meta"), nil, 0o644)
+	if err := SweepSymlink(dir, "boot"); err != nil {
+		t.Fatal(err)
+	}
+	for p, want := range map[string]bool{leftover: false, empty: false, gen: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists=%v, want %v", p, err == nil, want)
+		}
+	}
+}
