@@ -9,8 +9,11 @@ package cluster
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -204,6 +207,21 @@ func (c *Cluster) transaction(fn func(st *State) error) error {
 	return fn(st)
 }
 
+// stage runs a stage that must be next: under the lock, it checks the
+// order, runs fn, and records the stage as the last completed.
+func (c *Cluster) stage(name string, fn func(st *State) error) error {
+	return c.transaction(func(st *State) error {
+		if err := st.expect(name); err != nil {
+			return err
+		}
+		if err := fn(st); err != nil {
+			return err
+		}
+		st.Stage = name
+		return c.Store.Save(st)
+	})
+}
+
 // InitOptions describe a new cluster.
 type InitOptions struct {
 	Members    []Member
@@ -331,9 +349,20 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 	return problems, nil
 }
 
+// dirSize adds up the sizes of the regular files below dir.
 func dirSize(dir string) (int64, error) {
 	var n int64
-	err := walkFiles(dir, func(size int64) { n += size })
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
 	return n, err
 }
 
@@ -344,10 +373,7 @@ func (c *Cluster) SetupStage(lead string, to int) error {
 	} else if len(problems) > 0 {
 		return refuse("setup refused:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return c.transaction(func(st *State) error {
-		if err := st.expect(Setup); err != nil {
-			return err
-		}
+	return c.stage(Setup, func(st *State) error {
 		st.Lead, st.New, st.Old = lead, to, st.Active
 		st.record(Setup, "start", lead)
 		if err := c.Store.Save(st); err != nil {
@@ -365,17 +391,13 @@ func (c *Cluster) SetupStage(lead string, to int) error {
 			c.say("member %s: tagged copy %s", m.ID, s.Owner.Inside(s.Store.TagDir(st.Active)))
 			st.record(Setup, "finish", m.ID)
 		}
-		st.Stage = Setup
-		return c.Store.Save(st)
+		return nil
 	})
 }
 
 // PreinstallStage verifies the lead's tagged copies against its trees.
 func (c *Cluster) PreinstallStage() error {
-	return c.transaction(func(st *State) error {
-		if err := st.expect(Preinstall); err != nil {
-			return err
-		}
+	return c.stage(Preinstall, func(st *State) error {
 		m := st.member(st.Lead)
 		s, err := c.system(m)
 		if err != nil {
@@ -385,9 +407,8 @@ func (c *Cluster) PreinstallStage() error {
 			return fmt.Errorf("member %s: %w", m.ID, err)
 		}
 		c.say("member %s: tagged copies verified", m.ID)
-		st.Stage = Preinstall
 		st.record(Preinstall, "finish", m.ID)
-		return c.Store.Save(st)
+		return nil
 	})
 }
 
@@ -411,7 +432,7 @@ func verifyTagged(s *system.System, v int) error {
 		if err != nil {
 			return fmt.Errorf("tagged copy: %w", err)
 		}
-		if tc.Format != cur.Format || !equalTrees(tc.Tree, cur.Tree) {
+		if tc.Format != cur.Format || !reflect.DeepEqual(tc.Tree, cur.Tree) {
 			return fmt.Errorf("tagged copy of tree %s differs from the tree", n)
 		}
 	}
@@ -461,10 +482,7 @@ func (c *Cluster) transitionLocked(s *system.System, m *Member, to int) error {
 
 // InstallStage transitions the lead member.
 func (c *Cluster) InstallStage() error {
-	return c.transaction(func(st *State) error {
-		if err := st.expect(Install); err != nil {
-			return err
-		}
+	return c.stage(Install, func(st *State) error {
 		m := st.member(st.Lead)
 		st.record(Install, "start", m.ID)
 		if err := c.Store.Save(st); err != nil {
@@ -474,27 +492,22 @@ func (c *Cluster) InstallStage() error {
 			return err
 		}
 		m.Rolled = true
-		st.Stage = Install
 		st.record(Install, "finish", m.ID)
 		c.say("member %s: trees in format %d", m.ID, st.New)
-		return c.Store.Save(st)
+		return nil
 	})
 }
 
 // PostinstallStage checks that the lead is at the new format and healthy.
 func (c *Cluster) PostinstallStage() error {
-	return c.transaction(func(st *State) error {
-		if err := st.expect(Postinstall); err != nil {
-			return err
-		}
+	return c.stage(Postinstall, func(st *State) error {
 		m := st.member(st.Lead)
 		if err := c.healthy(m, st.New); err != nil {
 			return err
 		}
 		c.say("member %s: format %d, healthy", m.ID, st.New)
-		st.Stage = Postinstall
 		st.record(Postinstall, "finish", m.ID)
-		return c.Store.Save(st)
+		return nil
 	})
 }
 
@@ -627,10 +640,7 @@ func (c *Cluster) RollStage(ids []string, parallel bool) error {
 // SwitchStage moves the active version: the cluster-shared trees are
 // migrated to it through the migration core.
 func (c *Cluster) SwitchStage() error {
-	return c.transaction(func(st *State) error {
-		if err := st.expect(Switch); err != nil {
-			return err
-		}
+	return c.stage(Switch, func(st *State) error {
 		st.record(Switch, "start", "")
 		if err := c.Store.Save(st); err != nil {
 			return err
@@ -651,10 +661,9 @@ func (c *Cluster) SwitchStage() error {
 		}
 		from := st.Active
 		st.Active = st.New
-		st.Stage = Switch
 		st.record(Switch, "finish", "")
 		c.say("active format %d (was %d)", st.Active, from)
-		return c.Store.Save(st)
+		return nil
 	})
 }
 

@@ -135,21 +135,6 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 	return dst, nil
 }
 
-func copyFile(from, to string) error {
-	info, err := os.Stat(from)
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
-		return err
-	}
-	return os.Chmod(to, info.Mode().Perm())
-}
-
 // RemoveTemp deletes TempDir, if present, once no link points at it. The
 // removal is not synced: a copy that reappears after a crash is unused, and
 // the next transition replaces it.
@@ -282,7 +267,7 @@ func (t *Tree) PlaceServiceDir(svc, compiled string) (string, error) {
 		if !d.Type().IsRegular() {
 			return fmt.Errorf("%s: a %v in a compiled service directory", p, d.Type())
 		}
-		return copyFile(p, to)
+		return durable.CopyFile(p, to)
 	})
 	if err == nil {
 		err = os.WriteFile(filepath.Join(tmp, "down"), nil, 0o644)
@@ -328,12 +313,4 @@ func (d Dir) SetBackend(name string) error {
 		return err
 	}
 	return durable.WriteFile(d.backendPath(), []byte(name+"\n"), 0o644)
-}
-
-// ClearBackend forgets the owner's backend: the embedded one applies again.
-func (d Dir) ClearBackend() error {
-	if _, err := os.Lstat(d.backendPath()); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return durable.RemoveAll(d.backendPath())
 }

@@ -48,9 +48,6 @@ func Default() *Registry {
 	return r
 }
 
-// Shipped returns the text of the shipped directives file.
-func Shipped() string { return shipped }
-
 // ParseRegistry reads directives text: "version N" opens a version's block,
 // "upgrade_from V TUNABILITY" lines follow, "#" starts a comment (the first
 // comment of a block describes the version).

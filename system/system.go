@@ -108,9 +108,7 @@ func (s *System) Load(name string) (*tree.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A tree live in another live directory has a link this command cannot
-	// see; working on it could remove the database that link uses.
-	if err := s.CheckTree(name); err != nil {
+	if err := s.checkLiveDir(name); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -127,6 +125,13 @@ func (s *System) CheckTree(name string) error {
 	} else if !ok {
 		return &UsageError{Err: &tree.NotFoundError{Name: name}}
 	}
+	return s.checkLiveDir(name)
+}
+
+// checkLiveDir refuses a tree live in another live directory: its link is
+// one this command cannot see, and working on the tree could remove the
+// database that link uses.
+func (s *System) checkLiveDir(name string) error {
 	if rec, err := s.Store.LiveRecord(name); err != nil {
 		return err
 	} else if rec != "" && rec != s.LiveDir {

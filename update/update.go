@@ -177,9 +177,6 @@ type job struct {
 	failed bool
 }
 
-// Update transitions tree name to format to; see Run.
-func (u *Updater) Update(name string, to int) Result { return u.Run([]string{name}, to)[0] }
-
 // Run transitions the trees names, in that order, to format to, and returns
 // what happened to each. The trees move together, in phases, so that each
 // barrier is one filesystem sync for the whole run rather than one per

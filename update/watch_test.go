@@ -32,8 +32,19 @@ func TestWatchSeesWritesWithoutEvents(t *testing.T) {
 	if p := w.Tripped("t"); p != meta {
 		t.Fatalf("Tripped = %q, want %s", p, meta)
 	}
-	os.WriteFile(filepath.Join(state, "sshd"), []byte("up\n"), 0o644)
-	if p := (&watch{}).Tripped("t"); p != "" {
-		t.Fatalf("an empty watch tripped: %s", p)
+}
+
+// A service state written from outside, a new entry, is noticed too.
+func TestWatchSeesNewStateFile(t *testing.T) {
+	gen, state := t.TempDir(), t.TempDir()
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]string{}}
+	w.Add("t", gen, state)
+	sshd := filepath.Join(state, "sshd")
+	os.WriteFile(sshd, []byte("up\n"), 0o644)
+	if p := w.Tripped("t"); p != sshd {
+		t.Fatalf("Tripped = %q, want %s", p, sshd)
+	}
+	if p := w.Tripped("other"); p != "" {
+		t.Fatalf("a tree not watched tripped at %s", p)
 	}
 }

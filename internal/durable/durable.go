@@ -204,14 +204,7 @@ func CloneTree(src, dst string) error {
 			if os.Link(p, to) == nil {
 				return nil
 			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
-				return err
-			}
-			return os.Chmod(to, info.Mode().Perm())
+			return CopyFile(p, to)
 		}
 		return fmt.Errorf("%s: a %v where only files and directories belong", p, d.Type())
 	})
@@ -219,6 +212,23 @@ func CloneTree(src, dst string) error {
 		return fmt.Errorf("copy %s to %s: %w", src, dst, unwrapPath(err))
 	}
 	return nil
+}
+
+// CopyFile copies the regular file from to a new file to, with its mode
+// (whatever the umask). Nothing is synced.
+func CopyFile(from, to string) error {
+	info, err := os.Stat(from)
+	if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(to, b, info.Mode().Perm()); err != nil {
+		return err
+	}
+	return os.Chmod(to, info.Mode().Perm())
 }
 
 func unwrapPath(err error) error { return fserr.Cause(err) }
