@@ -74,34 +74,47 @@ func v1End(b *strings.Builder) []byte {
 	return []byte(b.String())
 }
 
+var (
+	v1MetaKeys    = []string{"name", "allow", "services"}
+	v1ResolveKeys = append(slices.Clone(v1Keys), "env")
+	v1IndexKeys   = []string{"entry"}
+)
+
 func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
-	meta, err := v1Read(fsys, "meta", map[string]bool{"name": true, "allow": true, "services": true})
+	meta, err := v1Read(fsys, "meta", v1MetaKeys)
 	if err != nil {
 		return nil, err
 	}
 	t := &model.Tree{Name: meta.one("name"), Allow: list(meta.one("allow"))}
 	listed := list(meta.one("services"))
+	isListed := make(map[string]bool, len(listed))
+	for _, svc := range listed {
+		isListed[svc] = true
+	}
 	// A resolve file that meta does not list is as wrong as a missing one:
-	// either means the tree was changed behind treeshift's back.
+	// either means the tree was changed behind treeshift's back. The
+	// directory listing also says what each entry is, so a record that is
+	// not a regular file is refused without opening it (a FIFO would block).
+	types := make(map[string]fs.FileMode, len(listed))
 	if entries, err := fs.ReadDir(fsys, "resolve"); err == nil {
 		for _, de := range entries {
-			if !slices.Contains(listed, de.Name()) {
+			if !isListed[de.Name()] {
 				return nil, bad(path.Join("resolve", de.Name()), "not listed in meta's services=")
 			}
+			types[de.Name()] = de.Type()
 		}
 	} else if len(listed) > 0 || !errors.Is(err, fs.ErrNotExist) {
 		return nil, bad("resolve", "%v", unwrapFS(err))
 	}
-	known := map[string]bool{"env": true}
-	for _, k := range v1Keys {
-		known[k] = true
+	if len(listed) > 0 {
+		t.Services = make([]model.Service, 0, len(listed))
 	}
 	for _, svc := range listed {
 		name := path.Join("resolve", svc)
-		if fi, err := fs.Stat(fsys, name); err == nil && !fi.Mode().IsRegular() {
+		if typ, ok := types[svc]; ok && !typ.IsRegular() {
 			return nil, bad(name, "is not a regular file")
 		}
-		r, err := v1Read(fsys, name, known)
+		r, err := v1Read(fsys, name, v1ResolveKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -128,7 +141,7 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 		}
 		t.Services = append(t.Services, s)
 	}
-	idx, err := v1Read(fsys, "compiled/index", map[string]bool{"entry": true})
+	idx, err := v1Read(fsys, "compiled/index", v1IndexKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -170,9 +183,9 @@ func (r *v1Record) all(k string) []string {
 	return out
 }
 
-// v1Read parses a v1 file. Keys in known map to whether they may repeat only
-// for "env" and "entry"; every other key must appear exactly once.
-func v1Read(fsys fs.FS, name string, known map[string]bool) (*v1Record, error) {
+// v1Read parses a v1 file whose keys are keys. Only "env" and "entry" may
+// repeat; every other key must appear exactly once.
+func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 	b, err := readFile(fsys, name)
 	if err != nil {
 		return nil, err
@@ -183,46 +196,51 @@ func v1Read(fsys fs.FS, name string, known map[string]bool) (*v1Record, error) {
 	if b[len(b)-1] != '\n' {
 		return nil, bad(name, "truncated: the last line has no newline")
 	}
-	lines := strings.Split(string(b[:len(b)-1]), "\n")
-	if k, v, _ := strings.Cut(lines[0], "="); k != "format" {
-		return nil, bad(name, "line 1: expected format=1, found %q", clip(lines[0]))
+	text := string(b[:len(b)-1])
+	lines := strings.Count(text, "\n") + 1
+	first, body, _ := strings.Cut(text, "\n")
+	if k, v, _ := strings.Cut(first, "="); k != "format" {
+		return nil, bad(name, "line 1: expected format=1, found %q", clip(first))
 	} else if v != "1" {
 		if _, err := strconv.Atoi(v); err == nil {
 			return nil, &UnknownVersionError{Name: name, Version: v}
 		}
 		return nil, bad(name, "line 1: format=%q is not a version number", clip(v))
 	}
-	last := lines[len(lines)-1]
-	if want := "end=" + strconv.Itoa(len(lines)-2); len(lines) < 2 || last != want {
+	last := text[strings.LastIndexByte(text, '\n')+1:]
+	if want := "end=" + strconv.Itoa(lines-2); lines < 2 || last != want {
 		if strings.HasPrefix(last, "end=") {
-			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", len(lines)-2, clip(last))
+			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", lines-2, clip(last))
 		}
 		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
 	}
-	lines = lines[:len(lines)-1]
-	r := &v1Record{}
-	seen := map[string]int{}
-	for i, line := range lines[1:] {
+	r := &v1Record{keys: make([]string, 0, lines-2), vals: make([]string, 0, lines-2)}
+	var seenAt [24]int // line of each key's first appearance, by index in keys
+	for n := 2; n < lines; n++ {
+		var line string
+		line, body, _ = strings.Cut(body, "\n")
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, bad(name, "line %d: %q is not key=value", i+2, clip(line))
+			return nil, bad(name, "line %d: %q is not key=value", n, clip(line))
 		}
-		if !known[k] {
-			return nil, bad(name, "line %d: unknown key %q", i+2, clip(k))
+		ki := slices.Index(keys, k)
+		if ki < 0 {
+			return nil, bad(name, "line %d: unknown key %q", n, clip(k))
 		}
-		if prev, dup := seen[k]; dup && k != "env" && k != "entry" {
-			return nil, bad(name, "line %d: key %q repeated (first at line %d)", i+2, k, prev)
+		if prev := seenAt[ki]; prev != 0 && k != "env" && k != "entry" {
+			return nil, bad(name, "line %d: key %q repeated (first at line %d)", n, k, prev)
+		} else if prev == 0 {
+			seenAt[ki] = n
 		}
-		seen[k] = i + 2
 		uv, err := unescape(v)
 		if err != nil {
-			return nil, bad(name, "line %d: %v", i+2, err)
+			return nil, bad(name, "line %d: %v", n, err)
 		}
-		r.keys = append(r.keys, k)
+		r.keys = append(r.keys, keys[ki])
 		r.vals = append(r.vals, uv)
 	}
-	for k := range known {
-		if _, ok := seen[k]; !ok && k != "env" && k != "entry" {
+	for i, k := range keys {
+		if seenAt[i] == 0 && k != "env" && k != "entry" {
 			return nil, bad(name, "missing key %q", k)
 		}
 	}

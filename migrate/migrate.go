@@ -62,20 +62,21 @@ type Conversion struct {
 	ch     *chain
 }
 
-// Staged returns the new generation as read back from disk once the last
-// hop has run, or nil.
+// Staged returns the new generation once the last hop has run, or nil. It
+// is the generation as read back from disk, and it carries what a status
+// shows (system.TreeStatus): each service's identity, the index, the tree's
+// users. Definitions and scripts are let go once the read-back matched, so a
+// run over many trees does not hold every tree whole between its phases.
 func (c Conversion) Staged() *tree.Tree { return c.ch.next }
 
-// Convert returns the conversion steps of plan p. With unsynced, the staged
-// generation is not synced: the caller syncs the store (Store.Sync) between
-// the hops and the commit. If t is not nil, it is the tree as loaded for
-// the plan, and the first hop starts from it instead of loading it again.
-func (m *Migrator) Convert(p *Plan, t *tree.Tree, unsynced bool) Conversion {
-	ch := &chain{}
-	if t != nil {
-		ch.orig, ch.cur = t, t.Tree
-		ch.done = t.Format == p.To
-	}
+// Convert returns the conversion steps of plan p. The first hop reads
+// generation gen of the tree, the one the plan was made from; gen 0 means
+// whichever generation is current when the hop runs (after a crash, that
+// may already be the target). With unsynced, the staged generation is not
+// synced: the caller syncs the store (Store.Sync) between the hops and the
+// commit.
+func (m *Migrator) Convert(p *Plan, gen int, unsynced bool) Conversion {
+	ch := &chain{gen: gen}
 	var c Conversion
 	for i, h := range p.Hops {
 		c.Hops = append(c.Hops, &convert{store: m.Sys.Store, name: p.Tree, from: h.From, to: h.To,
@@ -100,7 +101,7 @@ func (m *Migrator) Steps(p *Plan) ([]Step, error) {
 	if len(p.Hops) == 0 {
 		return nil, nil
 	}
-	c := m.Convert(p, nil, false)
+	c := m.Convert(p, 0, false)
 	steps := append(c.Hops, c.Commit)
 	live, err := m.Sys.Live.Tree(p.Tree).Initialized()
 	if err != nil {

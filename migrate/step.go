@@ -55,6 +55,7 @@ func Run(steps []Step, trace func(string)) error {
 // writes: the intermediate formats are encoded and decoded in memory, which
 // proves each conversion lossless without a generation on disk per hop.
 type chain struct {
+	gen  int         // the generation to start from; 0: the current one
 	orig *tree.Tree  // the tree on disk when the first hop ran
 	cur  *model.Tree // the tree as the previous hop left it
 	next *tree.Tree  // the generation the last hop staged
@@ -81,12 +82,18 @@ func (c *convert) Describe() string {
 
 func (c *convert) Apply() error {
 	if c.ch.orig == nil {
-		cur, err := c.store.Load(c.name)
+		var cur *tree.Tree
+		var err error
+		if c.ch.gen != 0 {
+			cur, err = c.store.LoadGen(c.name, c.ch.gen)
+		} else {
+			cur, err = c.store.Load(c.name)
+		}
 		if err != nil {
 			return err
 		}
 		c.ch.orig, c.ch.cur = cur, cur.Tree
-		c.ch.done = cur.Format == c.target // a re-run after a crash
+		c.ch.done = c.ch.gen == 0 && cur.Format == c.target // a re-run after a crash
 		if !c.ch.done && cur.Format != c.from {
 			return fmt.Errorf("tree %s is in format %d, expected %d", c.name, cur.Format, c.from)
 		}
@@ -129,13 +136,25 @@ func (c *convert) Apply() error {
 	if !reflect.DeepEqual(check.Tree, c.ch.orig.Tree) {
 		return fmt.Errorf("tree %s: format %d generation %s does not read back as the tree it was written from", c.name, c.to, next.Dir)
 	}
-	c.ch.next = check
+	c.ch.next = &tree.Tree{Tree: identity(check.Tree), Format: check.Format, Gen: check.Gen, Dir: check.Dir}
 	// What is left to do (commit, undo) needs the original generation's
 	// number, not its tree: let the tree go.
 	orig := *c.ch.orig
 	orig.Tree = &model.Tree{Name: orig.Name}
 	c.ch.orig, c.ch.cur = &orig, nil
 	return nil
+}
+
+// identity is t without what only a conversion needs: service definitions'
+// descriptions, users, sources and scripts. What is left is what a status
+// compares (system.TreeStatus).
+func identity(t *model.Tree) *model.Tree {
+	id := &model.Tree{Name: t.Name, Allow: t.Allow, Index: t.Index, Services: make([]model.Service, len(t.Services))}
+	for i, s := range t.Services {
+		id.Services[i] = model.Service{Name: s.Name, Type: s.Type, Version: s.Version, Enabled: s.Enabled,
+			Digest: s.Digest, Depends: s.Depends, Contents: s.Contents}
+	}
+	return id
 }
 
 func (c *convert) Undo() error {

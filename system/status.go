@@ -2,6 +2,7 @@ package system
 
 import (
 	"path/filepath"
+	"strings"
 
 	"github.com/treeshift/treeshift/livedb"
 	"github.com/treeshift/treeshift/tree"
@@ -110,13 +111,17 @@ func (s *System) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 	enabled, pos := st.Enabled(t.Name)
 	ts := TreeStatus{
 		Name: t.Name, Format: t.Format, Enabled: enabled, Current: st.Current == t.Name, Position: pos,
-		Allow: nonNil(t.Allow), Services: []ServiceStatus{},
+		Allow: cloned(t.Allow), Services: []ServiceStatus{},
 		Live: LiveStatus{Services: []LiveServiceStatus{}},
 	}
+	// A status outlives the tree it describes (an update holds one per tree
+	// for its whole run): its strings are copies, so that it does not keep
+	// alive the records they were read from.
 	for _, svc := range t.Services {
 		ts.Services = append(ts.Services, ServiceStatus{
-			Name: svc.Name, Type: svc.Type, Enabled: svc.Enabled, Version: svc.Version, Digest: svc.Digest,
-			Depends: nonNil(svc.Depends), Contents: nonNil(svc.Contents),
+			Name: strings.Clone(svc.Name), Type: strings.Clone(svc.Type), Enabled: svc.Enabled,
+			Version: strings.Clone(svc.Version), Digest: strings.Clone(svc.Digest),
+			Depends: cloned(svc.Depends), Contents: cloned(svc.Contents),
 		})
 	}
 	lt := s.Live.Tree(t.Name)
@@ -155,9 +160,11 @@ func (s *System) compiledName(t *tree.Tree, lt *livedb.Tree) (string, error) {
 	return s.Owner.Inside(target), nil
 }
 
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
+// cloned copies s, strings included; never nil, so JSON shows [].
+func cloned(s []string) []string {
+	c := make([]string, len(s))
+	for i, v := range s {
+		c[i] = strings.Clone(v)
 	}
-	return s
+	return c
 }

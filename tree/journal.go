@@ -3,6 +3,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,12 +21,13 @@ func (s *Store) journalDir() string { return filepath.Join(s.Dir, "journal") }
 // JournalPath is where tree name's journal entry lives.
 func (s *Store) JournalPath(name string) string { return filepath.Join(s.journalDir(), name) }
 
-// WriteJournal records tree name's entry atomically and durably.
-func (s *Store) WriteJournal(name string, data []byte) error {
+// WriteJournal records tree name's entry atomically and durably; write
+// produces its content, piece by piece.
+func (s *Store) WriteJournal(name string, write func(w io.Writer) error) error {
 	if err := durable.MkdirAll(s.journalDir(), 0o700); err != nil {
 		return err
 	}
-	return durable.WriteFile(s.JournalPath(name), data, 0o600)
+	return durable.WriteStream(s.JournalPath(name), 0o600, write)
 }
 
 // ReadJournal returns tree name's entry.

@@ -25,7 +25,6 @@ import (
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/model"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -273,37 +272,39 @@ func (s *Store) StageUnsynced(t *model.Tree, v int) (*Tree, error) {
 // rename: one filesystem sync instead of a sync per file and directory.
 func (s *Store) Sync() error { return durable.SyncFS(s.Dir) }
 
+// writeFiles writes files under dir, a directory it has just created, with
+// the directories they need: each parent is made once, without the lookups
+// os.MkdirAll makes to find out what exists.
 func writeFiles(dir string, files []model.File) error {
 	made := map[string]bool{dir: true}
+	var mkdir func(d string) error
+	mkdir = func(d string) error {
+		if made[d] {
+			return nil
+		}
+		if len(d) <= len(dir) {
+			return fmt.Errorf("%s: not inside %s", d, dir)
+		}
+		if err := mkdir(filepath.Dir(d)); err != nil {
+			return err
+		}
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return fmt.Errorf("create %s: %w", d, unwrap(err))
+		}
+		made[d] = true
+		return nil
+	}
 	for _, f := range files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if parent := filepath.Dir(p); !made[parent] {
-			if err := os.MkdirAll(parent, 0o755); err != nil {
-				return fmt.Errorf("create %s: %w", parent, unwrap(err))
-			}
-			made[parent] = true
+		if err := mkdir(filepath.Dir(p)); err != nil {
+			return err
 		}
-		if err := os.WriteFile(p, f.Data, f.Mode); err != nil {
+		if err := durable.CreateFile(p, f.Data, f.Mode); err != nil {
 			return fmt.Errorf("write %s: %w", p, unwrap(err))
-		}
-		// WriteFile's mode is filtered by the umask; the format defines it.
-		// Most umasks leave the formats' modes alone: then skip the call.
-		if f.Mode&umask != 0 {
-			if err := os.Chmod(p, f.Mode); err != nil {
-				return fmt.Errorf("chmod %s: %w", p, unwrap(err))
-			}
 		}
 	}
 	return nil
 }
-
-// umask is the process's file mode creation mask, read once: reading it
-// means setting it, which is only safe before anything else runs.
-var umask = func() fs.FileMode {
-	m := unix.Umask(0)
-	unix.Umask(m)
-	return fs.FileMode(m)
-}()
 
 // nextGen returns one more than the highest generation of name on disk, so a
 // new generation never reuses the directory of a live or leftover one.

@@ -87,3 +87,23 @@ func BenchmarkNothingToDo10k(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdate100x100 is BenchmarkUpdate10x20 at 10,000 services.
+func BenchmarkUpdate100x100(b *testing.B) {
+	s := benchSystem(b, 100, 100)
+	u := &update.Updater{Sys: s, Registry: migrate.Default()}
+	names, _ := s.Ordered()
+	for _, n := range names {
+		s.Stop(n, []string{"s0000"})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for _, to := range []int{3, 1} {
+			for _, r := range u.Run(names, to) {
+				if r.Error != "" {
+					b.Fatal(r.Error)
+				}
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -385,7 +386,7 @@ func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 	if live {
 		j.entry.LiveDir = u.Sys.LiveDir
 	}
-	conv := m.Convert(p, t, true)
+	conv := m.Convert(p, t.Gen, true)
 	tc := &tempCopy{sys: u.Sys, name: name, orig: t.CompiledDir()}
 	if live {
 		j.prepare = append(j.prepare, tc)
@@ -429,11 +430,33 @@ func (u *Updater) abort(jobs []*job, jr *journal, err error) {
 }
 
 func (u *Updater) writeJournal(j *journal) error {
-	b, err := json.MarshalIndent(j, "", "  ")
-	if err != nil {
+	// Saved states make the journal large (megabytes at 10,000 services):
+	// it is written a tree at a time, one line each, so that only one tree's
+	// entry is ever encoded in memory.
+	return u.Sys.Store.WriteJournal(journalName, func(w io.Writer) error {
+		head, err := json.Marshal(struct {
+			Schema  int       `json:"schema"`
+			Started time.Time `json:"started"`
+		}{j.Schema, j.Started})
+		if err != nil {
+			return err
+		}
+		w.Write(head[:len(head)-1])
+		io.WriteString(w, `,"trees":[`)
+		for i, e := range j.Trees {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if i > 0 {
+				io.WriteString(w, ",")
+			}
+			io.WriteString(w, "\n")
+			w.Write(b)
+		}
+		_, err = io.WriteString(w, "\n]}\n")
 		return err
-	}
-	return u.Sys.Store.WriteJournal(journalName, append(b, '\n'))
+	})
 }
 
 // readJournal returns the open journal, or nil.

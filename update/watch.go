@@ -1,7 +1,6 @@
 package update
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,15 +24,15 @@ import (
 type watch struct {
 	w       *fsnotify.Watcher
 	mu      sync.Mutex
-	dirs    map[string]string            // watched directory -> tree
-	first   map[string]string            // tree -> first path written
-	watched map[string][]string          // tree -> its watched directories
-	snap    map[string]map[string]string // tree -> path -> mtime and size when added
+	dirs    map[string]string           // watched directory -> tree
+	first   map[string]string           // tree -> first path written
+	watched map[string][]string         // tree -> its watched directories
+	snap    map[string]map[string]stamp // tree -> path -> its stamp when added
 	done    chan struct{}
 }
 
 func newWatch() *watch {
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]string{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		// No inotify (limits reached): the transition runs unwatched, as
@@ -110,10 +109,12 @@ func (w *watch) Tripped(tree string) string {
 	return ""
 }
 
-// stamps maps each entry of the directories dirs to its modification time
-// and size.
-func stamps(dirs []string) map[string]string {
-	out := map[string]string{}
+// stamp is what a write to a file changes: its modification time or size.
+type stamp struct{ mtime, size int64 }
+
+// stamps maps each entry of the directories dirs to its stamp.
+func stamps(dirs []string) map[string]stamp {
+	out := map[string]stamp{}
 	for _, d := range dirs {
 		entries, err := os.ReadDir(d)
 		if err != nil {
@@ -121,7 +122,7 @@ func stamps(dirs []string) map[string]string {
 		}
 		for _, e := range entries {
 			if info, err := e.Info(); err == nil {
-				out[filepath.Join(d, e.Name())] = fmt.Sprint(info.ModTime().UnixNano(), " ", info.Size())
+				out[d+string(filepath.Separator)+e.Name()] = stamp{info.ModTime().UnixNano(), info.Size()}
 			}
 		}
 	}

@@ -19,7 +19,7 @@ func TestWatchSeesWritesWithoutEvents(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(meta, old, old)
 
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]string{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
 	w.Add("t", gen, state)
 	os.ReadFile(meta)
 	if err := os.Link(index, filepath.Join(t.TempDir(), "copy")); err != nil {
@@ -37,7 +37,7 @@ func TestWatchSeesWritesWithoutEvents(t *testing.T) {
 // A service state written from outside, a new entry, is noticed too.
 func TestWatchSeesNewStateFile(t *testing.T) {
 	gen, state := t.TempDir(), t.TempDir()
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]string{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
 	w.Add("t", gen, state)
 	sshd := filepath.Join(state, "sshd")
 	os.WriteFile(sshd, []byte("up\n"), 0o644)

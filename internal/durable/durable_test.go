@@ -3,6 +3,7 @@ package durable
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -107,5 +108,31 @@ func TestSweepSymlink(t *testing.T) {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s exists=%v, want %v", p, err == nil, want)
 		}
+	}
+}
+
+func TestCreateFileIsNewWithItsMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "run")
+	if err := CreateFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(b) != "#!/bin/sh\n" || fi.Mode().Perm() != 0o755 {
+		t.Errorf("wrote %q mode %v, want the script with mode 0755", b, fi.Mode().Perm())
+	}
+	// Staging writes into fresh directories: anything already there, file
+	// or link, means something else is writing too.
+	if err := CreateFile(p, []byte("x"), 0o644); err == nil || !strings.Contains(err.Error(), p) {
+		t.Errorf("over an existing file: %v, want an error naming %s", err, p)
+	}
+	l := filepath.Join(dir, "link")
+	os.Symlink(p, l)
+	if err := CreateFile(l, []byte("x"), 0o644); err == nil {
+		t.Error("wrote through a symbolic link")
+	}
+	if b, _ := os.ReadFile(p); string(b) != "#!/bin/sh\n" {
+		t.Errorf("file changed to %q", b)
 	}
 }
