@@ -139,7 +139,7 @@ func (s *Store) PeekFormat(name string) (int, error) {
 		return 0, err
 	}
 	dir := s.GenDir(name, gen)
-	v, err := format.Peek(os.DirFS(dir))
+	v, err := format.Peek(newGenFS(dir))
 	if err != nil {
 		return 0, rebase(dir, err)
 	}
@@ -171,7 +171,7 @@ func (s *Store) LoadGen(name string, gen int) (*Tree, error) {
 	if err := noLinks(dir); err != nil {
 		return nil, err
 	}
-	t, v, err := format.Read(os.DirFS(dir))
+	t, v, err := format.Read(newGenFS(dir))
 	if err != nil {
 		return nil, rebase(dir, err)
 	}
