@@ -111,17 +111,13 @@ func (s *System) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 	enabled, pos := st.Enabled(t.Name)
 	ts := TreeStatus{
 		Name: t.Name, Format: t.Format, Enabled: enabled, Current: st.Current == t.Name, Position: pos,
-		Allow: cloned(t.Allow), Services: []ServiceStatus{},
+		Allow: nonNil(t.Allow), Services: []ServiceStatus{},
 		Live: LiveStatus{Services: []LiveServiceStatus{}},
 	}
-	// A status outlives the tree it describes (an update holds one per tree
-	// for its whole run): its strings are copies, so that it does not keep
-	// alive the records they were read from.
 	for _, svc := range t.Services {
 		ts.Services = append(ts.Services, ServiceStatus{
-			Name: strings.Clone(svc.Name), Type: strings.Clone(svc.Type), Enabled: svc.Enabled,
-			Version: strings.Clone(svc.Version), Digest: strings.Clone(svc.Digest),
-			Depends: cloned(svc.Depends), Contents: cloned(svc.Contents),
+			Name: svc.Name, Type: svc.Type, Enabled: svc.Enabled, Version: svc.Version, Digest: svc.Digest,
+			Depends: nonNil(svc.Depends), Contents: nonNil(svc.Contents),
 		})
 	}
 	lt := s.Live.Tree(t.Name)
@@ -160,11 +156,40 @@ func (s *System) compiledName(t *tree.Tree, lt *livedb.Tree) (string, error) {
 	return s.Owner.Inside(target), nil
 }
 
-// cloned copies s, strings included; never nil, so JSON shows [].
+// Detached returns a copy of ts that shares no memory with the tree it was
+// made from. A status is made of strings cut from the tree's records, which
+// it keeps alive; one kept for long (an update holds one per tree for its
+// whole run) should not keep every record read.
+func (ts TreeStatus) Detached() TreeStatus {
+	d := ts
+	d.Name = strings.Clone(ts.Name)
+	d.Allow = cloned(ts.Allow)
+	d.Services = make([]ServiceStatus, len(ts.Services))
+	for i, s := range ts.Services {
+		d.Services[i] = ServiceStatus{Name: strings.Clone(s.Name), Type: strings.Clone(s.Type), Enabled: s.Enabled,
+			Version: strings.Clone(s.Version), Digest: strings.Clone(s.Digest),
+			Depends: cloned(s.Depends), Contents: cloned(s.Contents)}
+	}
+	d.Live.Compiled = strings.Clone(ts.Live.Compiled)
+	d.Live.Services = make([]LiveServiceStatus, len(ts.Live.Services))
+	for i, s := range ts.Live.Services {
+		s.Name = strings.Clone(s.Name)
+		d.Live.Services[i] = s
+	}
+	return d
+}
+
 func cloned(s []string) []string {
 	c := make([]string, len(s))
 	for i, v := range s {
 		c[i] = strings.Clone(v)
 	}
 	return c
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/treeshift/treeshift/internal/owner"
 )
@@ -119,5 +120,27 @@ func TestRelativeLiveRefused(t *testing.T) {
 	_, err := New(o, "run/x")
 	if _, ok := err.(*UsageError); !ok || !strings.Contains(err.Error(), "not an absolute path") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// A detached status equals the original and shares none of its strings, so
+// holding it does not hold the records they were cut from.
+func TestDetachedSharesNothing(t *testing.T) {
+	record := "name=sshd\ntype=longrun\nversion=1.0\ndigest=sha256:ab\ndepends=net\n"
+	cut := func(s string) string { i := strings.Index(record, s); return record[i : i+len(s)] }
+	ts := TreeStatus{Name: cut("sshd"), Allow: []string{cut("net")},
+		Services: []ServiceStatus{{Name: cut("sshd"), Type: cut("longrun"), Version: cut("1.0"), Digest: cut("sha256:ab"),
+			Depends: []string{cut("net")}, Contents: []string{}}},
+		Live: LiveStatus{Initialized: true, Compiled: cut("type"), Services: []LiveServiceStatus{{Name: cut("sshd"), Up: true, Pid: 9}}}}
+	d := ts.Detached()
+	if !reflect.DeepEqual(d, ts) {
+		t.Fatalf("detached %+v, want %+v", d, ts)
+	}
+	start, end := unsafe.StringData(record), unsafe.Add(unsafe.Pointer(unsafe.StringData(record)), len(record))
+	for _, s := range []string{d.Name, d.Allow[0], d.Services[0].Name, d.Services[0].Type, d.Services[0].Version,
+		d.Services[0].Digest, d.Services[0].Depends[0], d.Live.Compiled, d.Live.Services[0].Name} {
+		if p := unsafe.Pointer(unsafe.StringData(s)); uintptr(p) >= uintptr(unsafe.Pointer(start)) && uintptr(p) < uintptr(end) {
+			t.Errorf("%q still points into the record", s)
+		}
 	}
 }

@@ -322,15 +322,24 @@ func (s *Store) nextGen(name string) (int, error) {
 // Generations lists the generation numbers of tree name present on disk,
 // current or not.
 func (s *Store) Generations(name string) ([]int, error) {
-	entries, err := os.ReadDir(s.treesDir())
+	// Names only, unsorted: the directory holds every tree's generations,
+	// and an update looks here once per tree.
+	var entries []string
+	d, err := os.Open(s.treesDir())
+	if err == nil {
+		entries, err = d.Readdirnames(-1)
+		d.Close()
+	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("read %s: %w", s.treesDir(), unwrap(err))
 	}
 	prefix := "." + name + "."
 	var gens []int
 	for _, e := range entries {
-		if g, err := strconv.Atoi(strings.TrimPrefix(e.Name(), prefix)); strings.HasPrefix(e.Name(), prefix) && err == nil && g > 0 {
-			gens = append(gens, g)
+		if rest, ok := strings.CutPrefix(e, prefix); ok {
+			if g, err := strconv.Atoi(rest); err == nil && g > 0 {
+				gens = append(gens, g)
+			}
 		}
 	}
 	slices.Sort(gens)

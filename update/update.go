@@ -382,6 +382,7 @@ func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 	if err != nil {
 		return fail(Failed, err)
 	}
+	saved = saved.Detached() // held for the whole run; the tree is not
 	j := &job{watch: w, res: res, entry: entry{Tree: name, From: t.Format, To: to, Gen: t.Gen, Live: live, Saved: saved}}
 	if live {
 		j.entry.LiveDir = u.Sys.LiveDir
