@@ -215,7 +215,7 @@ func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
 	}
 	r := &v1Record{keys: make([]string, 0, lines-2), vals: make([]string, 0, lines-2)}
-	var seenAt [24]int // line of each key's first appearance, by index in keys
+	seenAt := make([]int, len(keys)) // line of each key's first appearance
 	for n := 2; n < lines; n++ {
 		var line string
 		line, body, _ = strings.Cut(body, "\n")
