@@ -276,3 +276,35 @@ func TestPeek(t *testing.T) {
 		t.Errorf("Peek of a newer file = %d, %v; want 5", v, err)
 	}
 }
+
+// TestV1ReadLongKeyList pins that a key list longer than v1Read's stack
+// buffer is still checked key by key: the buffer is an optimisation only.
+func TestV1ReadLongKeyList(t *testing.T) {
+	var keys []string
+	var body strings.Builder
+	body.WriteString(v1Header + "\n")
+	for i := range 40 {
+		k := "k" + strconv.Itoa(i)
+		keys = append(keys, k)
+		body.WriteString(k + "=" + strconv.Itoa(i) + "\n")
+	}
+	full := body.String()
+	fsys := fstest.MapFS{"rec": {Data: []byte(full + "end=40\n")}}
+	r, err := v1Read(fsys, "rec", keys)
+	if err != nil {
+		t.Fatalf("v1Read of 40 keys: %v", err)
+	}
+	if got := r.one("k39"); got != "39" {
+		t.Errorf("k39 = %q, want 39", got)
+	}
+	repeated := full + "k35=again\nend=41\n"
+	fsys["rec"] = &fstest.MapFile{Data: []byte(repeated)}
+	if _, err := v1Read(fsys, "rec", keys); err == nil || !strings.Contains(err.Error(), `key "k35" repeated (first at line 37)`) {
+		t.Errorf("repeated k35: err = %v", err)
+	}
+	missing := strings.Replace(full, "k38=38\n", "", 1) + "end=39\n"
+	fsys["rec"] = &fstest.MapFile{Data: []byte(missing)}
+	if _, err := v1Read(fsys, "rec", keys); err == nil || !strings.Contains(err.Error(), `missing key "k38"`) {
+		t.Errorf("missing k38: err = %v", err)
+	}
+}

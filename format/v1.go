@@ -215,7 +215,11 @@ func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
 	}
 	r := &v1Record{keys: make([]string, 0, lines-2), vals: make([]string, 0, lines-2)}
-	seenAt := make([]int, len(keys)) // line of each key's first appearance
+	// seenAt holds the line of each key's first appearance. Every key list of
+	// the format fits buf, so a record costs no allocation for it; a longer
+	// list still works, on the heap.
+	var buf [32]int
+	seenAt := append(buf[:0], make([]int, len(keys))...)
 	for n := 2; n < lines; n++ {
 		var line string
 		line, body, _ = strings.Cut(body, "\n")
