@@ -26,7 +26,11 @@ cleanup() {
 	if mountpoint -q "$work/fs" 2>/dev/null; then umount "$work/fs"; fi
 	rm -rf "$work"
 }
+# An interrupted run removes its roots too (they can take gigabytes): the
+# shell runs the EXIT trap on a signal only when the signal is trapped.
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 base=$work
 if [ "${FRESH_EXT4:-}" = 1 ]; then
 	truncate -s 8G "$work/fs.img"

@@ -93,6 +93,23 @@ type Cluster struct {
 	Say func(format string, args ...any)
 	// Getenv reads the environment for member owners (HOME, XDG_*).
 	Getenv func(string) string
+	// Suggest writes the cluster command ARGS as a user must run it (with
+	// --store), for messages; nil writes "treeshift cluster ARGS".
+	Suggest func(args ...string) string
+}
+
+func (c *Cluster) cmd(args ...string) string {
+	if c.Suggest != nil {
+		return c.Suggest(args...)
+	}
+	return "treeshift cluster " + strings.Join(args, " ")
+}
+
+// load reads the record, naming the command that makes one when there is
+// none.
+func (c *Cluster) load() (*State, error) {
+	st, err := c.Store.Load()
+	return st, c.noCluster(err)
 }
 
 func (c *Cluster) say(format string, args ...any) {
@@ -200,7 +217,7 @@ func (c *Cluster) transaction(fn func(st *State) error) error {
 		return err
 	}
 	defer unlock()
-	st, err := c.Store.Load()
+	st, err := c.load()
 	if err != nil {
 		return err
 	}
@@ -297,7 +314,7 @@ func (c *Cluster) Init(o InitOptions) error {
 // allows it with services running, and each member has room for its tagged
 // copies. It returns the problems found.
 func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
-	st, err := c.Store.Load()
+	st, err := c.load()
 	if err != nil {
 		return nil, err
 	}
@@ -766,7 +783,7 @@ func (c *Cluster) restore(m *Member, v int) error {
 
 func (c *Cluster) restoreLocked(s *system.System, m *Member, v int) error {
 	if p, err := update.Pending(s); err != nil || len(p) > 0 {
-		return fmt.Errorf("member %s: the update of tree(s) %v was interrupted: run treeshift --root %s update first (%v)", m.ID, p, m.Root, err)
+		return fmt.Errorf("member %s: the update of tree(s) %v was interrupted: run %s first (%v)", m.ID, p, s.Suggest.Cmd("update"), err)
 	}
 	tagged := s.Store.Tagged(v)
 	names, err := tagged.Names()
@@ -823,7 +840,7 @@ type Status struct {
 
 // Status reports the cluster record.
 func (c *Cluster) Status() (*Status, error) {
-	st, err := c.Store.Load()
+	st, err := c.load()
 	if err != nil {
 		return nil, err
 	}
@@ -852,9 +869,9 @@ func (c *Cluster) Status() (*Status, error) {
 	}
 	for _, r := range st.Records {
 		if o, ok := open[r.Stage+"/"+r.Member]; ok && o.Time.Equal(r.Time) && r.Event == "start" {
-			cmd := "treeshift cluster " + r.Stage
+			cmd := c.cmd(r.Stage)
 			if r.Stage == Roll {
-				cmd += " " + r.Member
+				cmd = c.cmd(r.Stage, r.Member)
 			}
 			out.Interrupted = append(out.Interrupted, fmt.Sprintf("%s of member %s started %s by %s, not finished: run %s", r.Stage, r.Member, r.Time.Format(time.RFC3339), r.By, cmd))
 		}

@@ -70,7 +70,7 @@ func TestRollKilledMidwayResumes(t *testing.T) {
 		t.Fatalf("roll with a crash: exit %d\n%s", code, out)
 	}
 	status := must(c("status")...)
-	if !strings.Contains(status, "interrupted: roll of member m2 started") || !strings.Contains(status, "run treeshift cluster roll m2") {
+	if !strings.Contains(status, "interrupted: roll of member m2 started") || !strings.Contains(status, "run treeshift cluster --store "+store+" roll m2") {
 		t.Fatalf("status does not show the interrupted roll:\n%s", status)
 	}
 	must(c("roll", "m2")...)

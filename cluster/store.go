@@ -31,6 +31,20 @@ type Store interface {
 // ErrNoCluster is returned by Load when no cluster was initialized.
 var ErrNoCluster = errors.New("no cluster record: run treeshift cluster init first")
 
+// noCluster is ErrNoCluster for a Cluster, with the init command its user
+// must run.
+func (c *Cluster) noCluster(err error) error {
+	if errors.Is(err, ErrNoCluster) {
+		return fmt.Errorf("%w", &noClusterError{cmd: c.cmd("init", "--member", "ID=ROOT", "...")})
+	}
+	return err
+}
+
+type noClusterError struct{ cmd string }
+
+func (e *noClusterError) Error() string { return "no cluster record: run " + e.cmd + " first" }
+func (e *noClusterError) Is(target error) bool { return target == ErrNoCluster }
+
 // DirStore is a Store in a directory: cluster.json, a lock file, and the
 // shared trees under shared/.
 type DirStore struct{ Dir string }

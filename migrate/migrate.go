@@ -1,8 +1,10 @@
 package migrate
 
 import (
-	"fmt"
+	"strconv"
 	"strings"
+
+	"github.com/treeshift/treeshift/internal/suggest"
 
 	"github.com/treeshift/treeshift/system"
 	"github.com/treeshift/treeshift/tree"
@@ -33,7 +35,7 @@ func (m *Migrator) PlanLoaded(t *tree.Tree, to int) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := m.Registry.NewPlan(c, t.Format, to)
+	p, err := m.Registry.NewPlan(c, t.Format, to, m.Sys.Suggest)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +49,7 @@ func (m *Migrator) PlanLoaded(t *tree.Tree, to int) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			p.Recreate = Recreate(st.Trees[0], state.Order, to)
+			p.Recreate = Recreate(st.Trees[0], state.Order, to, m.Sys.Suggest)
 			break
 		}
 	}
@@ -136,25 +138,26 @@ func (m *Migrator) Migrate(name string, to int) (*Plan, error) {
 
 // Recreate returns the commands that rebuild tree ts from scratch in format
 // v, with its services, start position, current flag, allowed users and
-// live state; order is the owner's start order of enabled trees.
-func Recreate(ts system.TreeStatus, order []string, v int) []string {
+// live state; order is the owner's start order of enabled trees, and cmd
+// writes each command.
+func Recreate(ts system.TreeStatus, order []string, v int, cmd suggest.Prefix) []string {
 	T := ts.Name
 	var cmds []string
 	if up := upServices(ts); len(up) > 0 {
-		cmds = append(cmds, fmt.Sprintf("treeshift stop -t %s %s", T, join(up)))
+		cmds = append(cmds, cmd.Cmd(append([]string{"stop", "-t", T}, up...)...))
 	}
 	if ts.Live.Initialized {
-		cmds = append(cmds, "treeshift uninit "+T)
+		cmds = append(cmds, cmd.Cmd("uninit", T))
 	}
-	cmds = append(cmds, "treeshift tree destroy "+T)
-	create := Creation(ts, order, v)
+	cmds = append(cmds, cmd.Cmd("tree", "destroy", T))
+	create := Creation(ts, order, v, cmd)
 	cmds = append(cmds, create[0])
 	// A first tree is re-created last in the order; move the others back
 	// behind it, one after another.
 	if ts.Enabled && ts.Position == 1 {
 		prev := T
 		for _, n := range order[1:] {
-			cmds = append(cmds, fmt.Sprintf("treeshift tree order %s --after %s", n, prev))
+			cmds = append(cmds, cmd.Cmd("tree", "order", n, "--after", prev))
 			prev = n
 		}
 	}
@@ -164,24 +167,25 @@ func Recreate(ts system.TreeStatus, order []string, v int) []string {
 // Creation returns the commands that create tree ts in format v as it is
 // now, on a system where the trees before it in the start order (order)
 // exist already: tree create with its flags, enable of its enabled
-// services, init if it is live, start of its services that are up.
-func Creation(ts system.TreeStatus, order []string, v int) []string {
+// services, init if it is live, start of its services that are up; cmd
+// writes each command.
+func Creation(ts system.TreeStatus, order []string, v int, cmd suggest.Prefix) []string {
 	T := ts.Name
-	create := fmt.Sprintf("treeshift tree create --format %d", v)
+	create := []string{"tree", "create", "--format", strconv.Itoa(v)}
 	if ts.Enabled {
 		if ts.Position > 1 {
-			create += " -S " + order[ts.Position-2]
+			create = append(create, "-S", order[ts.Position-2])
 		} else {
-			create += " -E"
+			create = append(create, "-E")
 		}
 	}
 	if ts.Current {
-		create += " -c"
+		create = append(create, "-c")
 	}
 	if len(ts.Allow) > 0 {
-		create += " -a " + strings.Join(ts.Allow, ",")
+		create = append(create, "-a", strings.Join(ts.Allow, ","))
 	}
-	cmds := []string{create + " " + T}
+	cmds := []string{cmd.Cmd(append(create, T)...)}
 	var enabled []string
 	for _, s := range ts.Services {
 		if s.Enabled {
@@ -189,13 +193,13 @@ func Creation(ts system.TreeStatus, order []string, v int) []string {
 		}
 	}
 	if len(enabled) > 0 {
-		cmds = append(cmds, fmt.Sprintf("treeshift enable -t %s %s", T, join(enabled)))
+		cmds = append(cmds, cmd.Cmd(append([]string{"enable", "-t", T}, enabled...)...))
 	}
 	if ts.Live.Initialized {
-		cmds = append(cmds, "treeshift init "+T)
+		cmds = append(cmds, cmd.Cmd("init", T))
 	}
 	if up := upServices(ts); len(up) > 0 {
-		cmds = append(cmds, fmt.Sprintf("treeshift start -t %s %s", T, join(up)))
+		cmds = append(cmds, cmd.Cmd(append([]string{"start", "-t", T}, up...)...))
 	}
 	return cmds
 }

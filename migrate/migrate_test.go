@@ -139,7 +139,8 @@ func TestRefusedBeforeAnyChange(t *testing.T) {
 	if !errors.As(err, &re) {
 		t.Fatalf("got %v, want a refusal", err)
 	}
-	want := "tree t: format 3 to 1 is WHEN_OFFLINE: stop services mount-run syslogd sshd of tree t: treeshift stop -t t mount-run syslogd sshd"
+	// The command suggested acts on the same root.
+	want := "tree t: format 3 to 1 is WHEN_OFFLINE: stop services mount-run syslogd sshd of tree t: treeshift --root " + root + " stop -t t mount-run syslogd sshd"
 	if err.Error() != want {
 		t.Errorf("refusal %q\nwant     %q", err, want)
 	}
@@ -163,6 +164,9 @@ func TestAtCreationPrintsRecreateCommands(t *testing.T) {
 		"treeshift enable -t t mount-run net ntpd sshd syslogd",
 		"treeshift init t",
 		"treeshift start -t t mount-run syslogd sshd",
+	}
+	for i := range want {
+		want[i] = strings.Replace(want[i], "treeshift", "treeshift --root "+s.Owner.Root, 1)
 	}
 	if p.OK() || !reflect.DeepEqual(p.Recreate, want) {
 		t.Errorf("plan ok=%v recreate:\n%s\nwant:\n%s", p.OK(), strings.Join(p.Recreate, "\n"), strings.Join(want, "\n"))

@@ -3,6 +3,8 @@ package migrate
 import (
 	"fmt"
 
+	"github.com/treeshift/treeshift/internal/suggest"
+
 	"github.com/treeshift/treeshift/system"
 )
 
@@ -54,8 +56,8 @@ func (e *RefusedError) Error() string {
 }
 
 // NewPlan plans the move of a tree from format from to format to, checking
-// each hop against condition c.
-func (r *Registry) NewPlan(c system.Condition, from, to int) (*Plan, error) {
+// each hop against condition c; cmd writes the commands its advice names.
+func (r *Registry) NewPlan(c system.Condition, from, to int, cmd suggest.Prefix) (*Plan, error) {
 	if r.Version(from) == nil {
 		return nil, fmt.Errorf("tree %s is in format %d, which this treeshift does not know: refused", c.Tree, from)
 	}
@@ -64,7 +66,7 @@ func (r *Registry) NewPlan(c system.Condition, from, to int) (*Plan, error) {
 	}
 	p := &Plan{Tree: c.Tree, From: from, To: to, Hops: []Hop{}}
 	for _, h := range r.Path(from, to) {
-		h.Satisfied, h.Advice = h.Tunability.Check(c)
+		h.Satisfied, h.Advice = h.Tunability.Check(c, cmd)
 		p.Hops = append(p.Hops, h)
 	}
 	return p, nil

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/system"
 )
 
@@ -155,42 +156,42 @@ func TestTunabilityLevels(t *testing.T) {
 		advice  string
 	}{
 		{Anytime, running, system.Condition{}, ""},
-		{WhenUnmonitored, oneshotUp, running, "stop the supervised services sshd ntpd of tree t: treeshift stop -t t sshd ntpd"},
-		{WhenOffline, liveIdle, oneshotUp, "stop services mount of tree t: treeshift stop -t t mount"},
-		{WhenDisabled, liveIdle, enabled, "disable tree t: treeshift tree disable t"},
-		{WhenUnmanaged, enabled, running, "stop services mount sshd ntpd of tree t and make it not live: treeshift stop -t t mount sshd ntpd; treeshift uninit t"},
-		{WhenUnmanaged, idle, liveIdle, "make tree t not live: treeshift uninit t"},
+		{WhenUnmonitored, oneshotUp, running, "stop the supervised services sshd ntpd of tree t: treeshift --root /mnt stop -t t sshd ntpd"},
+		{WhenOffline, liveIdle, oneshotUp, "stop services mount of tree t: treeshift --root /mnt stop -t t mount"},
+		{WhenDisabled, liveIdle, enabled, "disable tree t: treeshift --root /mnt tree disable t"},
+		{WhenUnmanaged, enabled, running, "stop services mount sshd ntpd of tree t and make it not live: treeshift --root /mnt stop -t t mount sshd ntpd; treeshift --root /mnt uninit t"},
+		{WhenUnmanaged, idle, liveIdle, "make tree t not live: treeshift --root /mnt uninit t"},
 		{AtCreation, system.Condition{}, idle, "tree t cannot be migrated: recreate it"},
 	} {
 		if tc.t != Anytime && tc.t != AtCreation {
-			if ok, adv := tc.t.Check(tc.ok); !ok {
+			if ok, adv := tc.t.Check(tc.ok, suggest.Prefix{}); !ok {
 				t.Errorf("%s refused %+v: %s", tc.t, tc.ok, adv)
 			}
 		}
 		if tc.t == Anytime {
-			if ok, _ := tc.t.Check(tc.ok); !ok {
+			if ok, _ := tc.t.Check(tc.ok, suggest.Prefix{}); !ok {
 				t.Errorf("ANYTIME refused")
 			}
 			continue
 		}
-		ok, adv := tc.t.Check(tc.nok)
+		ok, adv := tc.t.Check(tc.nok, suggest.Prefix{Root: "/mnt"})
 		if ok || adv != tc.advice {
 			t.Errorf("%s on %+v = %v, %q; want refusal %q", tc.t, tc.nok, ok, adv, tc.advice)
 		}
 	}
 	// An undeclared hop takes the default, WHEN_UNMANAGED.
 	r, _ := ParseRegistry("version 1\nversion 2\n")
-	p, err := r.NewPlan(liveIdle, 1, 2)
+	p, err := r.NewPlan(liveIdle, 1, 2, suggest.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.OK() || p.Hops[0].Tunability != WhenUnmanaged || p.Hops[0].Declared {
 		t.Errorf("default hop %+v", p.Hops[0])
 	}
-	if p, _ := r.NewPlan(idle, 1, 2); !p.OK() {
+	if p, _ := r.NewPlan(idle, 1, 2, suggest.Prefix{}); !p.OK() {
 		t.Errorf("default hop refused a tree that is not live")
 	}
-	if _, err := r.NewPlan(idle, 7, 2); err == nil || err.Error() != "tree t is in format 7, which this treeshift does not know: refused" {
+	if _, err := r.NewPlan(idle, 7, 2, suggest.Prefix{}); err == nil || err.Error() != "tree t is in format 7, which this treeshift does not know: refused" {
 		t.Errorf("unknown source: %v", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/system"
 )
 
@@ -50,9 +51,11 @@ func ParseTunability(s string) (Tunability, error) {
 func (t Tunability) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
 
 // Check reports whether a tree in condition c may take a hop of tunability
-// t now, and if not, exactly what to do first.
-func (t Tunability) Check(c system.Condition) (ok bool, advice string) {
+// t now, and if not, exactly what to do first: the commands to run, written
+// by cmd.
+func (t Tunability) Check(c system.Condition, cmd suggest.Prefix) (ok bool, advice string) {
 	T := c.Tree
+	stop := func(names []string) string { return cmd.Cmd(append([]string{"stop", "-t", T}, names...)...) }
 	switch t {
 	case Anytime:
 		return true, ""
@@ -60,27 +63,27 @@ func (t Tunability) Check(c system.Condition) (ok bool, advice string) {
 		if len(c.UpSupervised) == 0 {
 			return true, ""
 		}
-		return false, fmt.Sprintf("stop the supervised services %s of tree %s: treeshift stop -t %s %s",
-			join(c.UpSupervised), T, T, join(c.UpSupervised))
+		return false, fmt.Sprintf("stop the supervised services %s of tree %s: %s",
+			join(c.UpSupervised), T, stop(c.UpSupervised))
 	case WhenOffline:
 		if len(c.Up) == 0 {
 			return true, ""
 		}
-		return false, fmt.Sprintf("stop services %s of tree %s: treeshift stop -t %s %s", join(c.Up), T, T, join(c.Up))
+		return false, fmt.Sprintf("stop services %s of tree %s: %s", join(c.Up), T, stop(c.Up))
 	case WhenDisabled:
 		if !c.Enabled {
 			return true, ""
 		}
-		return false, fmt.Sprintf("disable tree %s: treeshift tree disable %s", T, T)
+		return false, fmt.Sprintf("disable tree %s: %s", T, cmd.Cmd("tree", "disable", T))
 	case WhenUnmanaged:
 		if !c.Live {
 			return true, ""
 		}
 		if len(c.Up) > 0 {
-			return false, fmt.Sprintf("stop services %s of tree %s and make it not live: treeshift stop -t %s %s; treeshift uninit %s",
-				join(c.Up), T, T, join(c.Up), T)
+			return false, fmt.Sprintf("stop services %s of tree %s and make it not live: %s; %s",
+				join(c.Up), T, stop(c.Up), cmd.Cmd("uninit", T))
 		}
-		return false, fmt.Sprintf("make tree %s not live: treeshift uninit %s", T, T)
+		return false, fmt.Sprintf("make tree %s not live: %s", T, cmd.Cmd("uninit", T))
 	}
 	return false, fmt.Sprintf("tree %s cannot be migrated: recreate it", T)
 }

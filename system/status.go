@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/livedb"
+	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -16,11 +17,13 @@ const StatusSchema = 1
 // Status is everything a transition must preserve about an owner's system.
 // It is the document `treeshift status --json` prints (docs/JSON.md).
 type Status struct {
-	Schema    int          `json:"schema"`
-	Owner     OwnerStatus  `json:"owner"`
-	SystemDir string       `json:"system_dir"`
-	Stamp     int          `json:"stamp"`
-	Trees     []TreeStatus `json:"trees"`
+	Schema    int         `json:"schema"`
+	Owner     OwnerStatus `json:"owner"`
+	SystemDir string      `json:"system_dir"`
+	Stamp     int         `json:"stamp"`
+	// Supervisor is the owner's supervisor backend: files or s6.
+	Supervisor string       `json:"supervisor"`
+	Trees      []TreeStatus `json:"trees"`
 }
 
 // OwnerStatus names whose trees these are.
@@ -65,6 +68,10 @@ type LiveStatus struct {
 type LiveServiceStatus struct {
 	Name string `json:"name"`
 	Up   bool   `json:"up"`
+	// State is up, down, or for a bundle partial: a bundle is up when all
+	// its contents are, whatever was last recorded for the bundle itself
+	// (its contents may be started and stopped one by one).
+	State string `json:"state"`
 	// Pid is the supervised process, 0 if down or not a process (a oneshot,
 	// a bundle, or the embedded backend).
 	Pid int `json:"pid"`
@@ -86,11 +93,12 @@ func (s *System) Status(names []string) (*Status, error) {
 		}
 	}
 	out := &Status{
-		Schema:    StatusSchema,
-		Owner:     OwnerStatus{UID: s.Owner.UID, Name: s.Owner.Name},
-		SystemDir: s.Owner.SystemDir(),
-		Stamp:     st.Stamp,
-		Trees:     []TreeStatus{},
+		Schema:     StatusSchema,
+		Owner:      OwnerStatus{UID: s.Owner.UID, Name: s.Owner.Name},
+		SystemDir:  s.Owner.SystemDir(),
+		Stamp:      st.Stamp,
+		Supervisor: s.Backend.Name(),
+		Trees:      []TreeStatus{},
 	}
 	for _, n := range names {
 		t, err := s.Load(n)
@@ -134,11 +142,41 @@ func (s *System) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 	if err != nil {
 		return ts, err
 	}
+	// The index is in start order: a bundle's contents come before it, so
+	// a bundle of bundles sees its contents' states already derived.
+	up := map[string]bool{}
 	for _, e := range t.Index.Entries {
 		st := states[e.Name]
-		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: st.Up, Pid: st.Pid, Uptime: st.Uptime})
+		s := state(e, st.Up, up)
+		up[e.Name] = s == "up"
+		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: st.Up, State: s, Pid: st.Pid, Uptime: st.Uptime})
 	}
 	return ts, nil
+}
+
+// state is a service's State: recorded for a service, derived for a
+// bundle from its contents' states, up (a bundle's index entry lists its
+// contents as its dependencies).
+func state(e model.IndexEntry, recorded bool, up map[string]bool) string {
+	if e.Type != model.Bundle || len(e.Deps) == 0 {
+		if recorded {
+			return "up"
+		}
+		return "down"
+	}
+	n := 0
+	for _, c := range e.Deps {
+		if up[c] {
+			n++
+		}
+	}
+	switch n {
+	case len(e.Deps):
+		return "up"
+	case 0:
+		return "down"
+	}
+	return "partial"
 }
 
 // compiledName names the live database inside the root. The tree's current

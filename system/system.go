@@ -18,6 +18,7 @@ import (
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/livedb"
 	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/supervisor"
@@ -33,6 +34,9 @@ type System struct {
 	// LiveDir is the live directory inside the root (-l).
 	LiveDir string
 	Backend supervisor.Backend
+	// Suggest writes the commands messages tell the user to run, with the
+	// --root and -l this system was opened with.
+	Suggest suggest.Prefix
 	// Log receives progress messages ("info"), if set.
 	Log func(level int, format string, args ...any)
 }
@@ -61,6 +65,7 @@ func New(o owner.Owner, live string) (*System, error) {
 		Live:    livedb.Dir{Path: o.Host(live), UID: o.UID},
 		LiveDir: filepath.Clean(live),
 		Backend: supervisor.Files{},
+		Suggest: suggest.Prefix{Root: o.Root, Live: filepath.Clean(live)},
 	}
 	name, err := s.Live.Backend()
 	if err != nil {
@@ -70,7 +75,7 @@ func New(o owner.Owner, live string) (*System, error) {
 		if err := s6.Check(); err != nil {
 			return nil, err
 		}
-		s.Backend = &s6.Backend{Scan: s.Live.ScanDir(), Timeout: ServiceTimeout}
+		s.Backend = &s6.Backend{Scan: s.Live.ScanDir(), Timeout: ServiceTimeout, Suggest: s.Suggest}
 	}
 	return s, nil
 }
@@ -85,7 +90,7 @@ func (s *System) info(format string, args ...any) {
 }
 
 // Lock takes the owner lock for a command that changes anything.
-func (s *System) Lock(wait time.Duration) (*tree.Lock, error) { return s.Store.Lock(wait, true) }
+func (s *System) Lock(wait time.Duration) (*tree.Lock, error) { return s.Store.Lock(wait, true, nil) }
 
 // checkName validates a tree or service name given on the command line.
 func checkName(what, name string) error {
@@ -321,8 +326,8 @@ func (s *System) DestroyTree(name string) error {
 			return err
 		}
 		if names := upNames(t, up); len(names) > 0 {
-			return fmt.Errorf("tree %s has services up (%s): stop them first with: treeshift stop -t %s %s",
-				name, join(names), name, join(names))
+			return fmt.Errorf("tree %s has services up (%s): stop them first with: %s",
+				name, join(names), s.Suggest.Cmd(append([]string{"stop", "-t", name}, names...)...))
 		}
 	}
 	st, err := s.Store.ReadState()
@@ -525,8 +530,8 @@ func (s *System) DisableServices(tname string, names []string) error {
 			}
 		}
 		if len(running) > 0 {
-			return fmt.Errorf("service(s) %s of tree %s are up: stop them first with: treeshift stop -t %s %s",
-				join(running), tname, tname, join(running))
+			return fmt.Errorf("service(s) %s of tree %s are up: stop them first with: %s",
+				join(running), tname, s.Suggest.Cmd(append([]string{"stop", "-t", tname}, running...)...))
 		}
 	}
 	for _, n := range names {
@@ -598,8 +603,8 @@ func (s *System) Uninit(name string) error {
 		return nil
 	}
 	if len(c.Up) > 0 {
-		return fmt.Errorf("tree %s has services up (%s): stop them first with: treeshift stop -t %s %s",
-			name, join(c.Up), name, join(c.Up))
+		return fmt.Errorf("tree %s has services up (%s): stop them first with: %s",
+			name, join(c.Up), s.Suggest.Cmd(append([]string{"stop", "-t", name}, c.Up...)...))
 	}
 	t, err := s.Load(name)
 	if err != nil {
@@ -679,7 +684,7 @@ func (s *System) liveTree(name string) (*tree.Tree, *livedb.Tree, error) {
 		return nil, nil, err
 	}
 	if !live {
-		return nil, nil, fmt.Errorf("tree %s is not initialized: run treeshift init %s", name, name)
+		return nil, nil, fmt.Errorf("tree %s is not initialized: run %s", name, s.Suggest.Cmd("init", name))
 	}
 	return t, lt, nil
 }

@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -22,7 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanup{m}, map[string]func(){
 		"treeshift": func() {
 			if !staged(os.Args[1:]) {
 				fmt.Fprintln(os.Stderr, "test harness: refusing to run treeshift on the real system: give --root")
@@ -35,8 +37,8 @@ func TestMain(m *testing.M) {
 
 // staged reports whether a treeshift command line stays inside a staged
 // root: a script that loses its --root (a mangled variable, say) must not
-// reach the machine running the tests. formats reads nothing; cluster works
-// on the member roots its store names.
+// reach the machine running the tests. formats, version and help read
+// nothing; cluster works on the member roots its store names.
 func staged(args []string) bool {
 	for _, a := range args {
 		if a == "--root" || strings.HasPrefix(a, "--root=") {
@@ -45,10 +47,23 @@ func staged(args []string) bool {
 	}
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
-			return a == "formats" || a == "cluster"
+			return a == "formats" || a == "cluster" || a == "version" || a == "help"
 		}
 	}
-	return false
+	// No command at all, or --version: nothing is read.
+	return len(args) == 0 || slices.Equal(args, []string{"--version"})
+}
+
+// cleanup removes, once the tests have run, the copy of the test binary
+// that asuser runs.
+type cleanup struct{ m *testing.M }
+
+func (c cleanup) Run() int {
+	code := c.m.Run()
+	if userBin != "" {
+		os.RemoveAll(filepath.Dir(userBin))
+	}
+	return code
 }
 
 func TestScripts(t *testing.T) {
@@ -63,6 +78,7 @@ func TestScripts(t *testing.T) {
 			"snapshot": cmdSnapshot,
 			"truncate": cmdTruncate,
 			"asuser":   cmdAsUser,
+			"waitproc": cmdWaitProc,
 		},
 		Condition: func(cond string) (bool, error) {
 			switch cond {
@@ -215,6 +231,42 @@ func cmdAsUser(ts *testscript.TestScript, neg bool, args []string) {
 	cmd := []string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--inh-caps=-all",
 		"env", "-i", "HOME=" + home, "PATH=/usr/bin:/bin", bin}
 	cmdExits(ts, false, append([]string{args[1]}, append(cmd, args[3:]...)...))
+}
+
+// cmdWaitProc waits (up to 20 s) until exactly COUNT processes match
+// pgrep's PATTERN, optionally owned by UID:
+//
+//	waitproc [-u UID] COUNT PATTERN
+//
+// A service reported up may still be its run script, not yet the program it
+// execs into, and one reported down may not have exited yet: a count taken
+// once races with both.
+func cmdWaitProc(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("usage: waitproc [-u UID] COUNT PATTERN (no !)")
+	}
+	var pgrep []string
+	if len(args) == 4 && args[0] == "-u" {
+		pgrep, args = []string{"-u", args[1]}, args[2:]
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitproc [-u UID] COUNT PATTERN")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	pgrep = append(pgrep, "-c", "-f", args[1])
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, _ := exec.Command("pgrep", pgrep...).Output() // exit 1: no match
+		got, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("waitproc: %d processes match %q after 20s, want %d", got, args[1], want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 var userBin string

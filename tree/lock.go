@@ -20,22 +20,42 @@ import (
 // a command that changes nothing leaves even the lock file's mtime alone.
 type Lock struct{ f *os.File }
 
+// Holder is the process holding a lock, as far as /proc tells.
+type Holder struct {
+	PID     int    // 0: not found
+	Command string // its command line, shortened; "" if unreadable
+}
+
+func (h Holder) String() string {
+	switch {
+	case h.PID == 0:
+		return "an unknown process"
+	case h.Command == "":
+		return "pid " + strconv.Itoa(h.PID)
+	}
+	return fmt.Sprintf("pid %d (%s)", h.PID, h.Command)
+}
+
 // BusyError reports that another process held the lock for the whole wait.
 type BusyError struct {
 	Path   string
-	Holder string // the holder's pid as it wrote it, or "unknown"
+	Holder Holder
 	Waited time.Duration
 }
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("%s is held by pid %s; gave up after waiting %s", e.Path, e.Holder, e.Waited)
+	return fmt.Sprintf("%s is held by %s; gave up after waiting %s", e.Path, e.Holder, e.Waited)
 }
 
-// Lock takes the owner lock, waiting up to wait for a holder to let go.
+// LockPath is the owner lock's file.
+func (s *Store) LockPath() string { return filepath.Join(s.Dir, lockName) }
+
+// Lock takes the owner lock, waiting up to wait for a holder to let go; if
+// it must wait, waiting (if not nil) is told at once who holds the lock.
 // With create false, nothing is created: a missing lock file means there is
 // no system directory, and a lock that locks nothing is returned.
-func (s *Store) Lock(wait time.Duration, create bool) (*Lock, error) {
-	p := filepath.Join(s.Dir, lockName)
+func (s *Store) Lock(wait time.Duration, create bool, waiting func(Holder)) (*Lock, error) {
+	p := s.LockPath()
 	flags := os.O_RDONLY
 	if create {
 		if err := durable.MkdirAll(s.Dir, 0o755); err != nil {
@@ -51,6 +71,7 @@ func (s *Store) Lock(wait time.Duration, create bool) (*Lock, error) {
 		return nil, fmt.Errorf("open lock %s: %w", p, unwrap(err))
 	}
 	deadline := time.Now().Add(wait)
+	told := false
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -60,8 +81,12 @@ func (s *Store) Lock(wait time.Duration, create bool) (*Lock, error) {
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", p, err)
 		}
+		if !told && waiting != nil && wait > 0 {
+			waiting(holderOf(f))
+			told = true
+		}
 		if time.Now().After(deadline) {
-			holder := holderPID(f)
+			holder := holderOf(f)
 			f.Close()
 			return nil, &BusyError{Path: p, Holder: holder, Waited: wait}
 		}
@@ -78,23 +103,82 @@ func (l *Lock) Unlock() error {
 	return l.f.Close()
 }
 
-// holderPID finds the pid holding an flock on f in /proc/locks, whose lines
-// read "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF".
-func holderPID(f *os.File) string {
+// holderOf finds the process holding an flock on f in /proc/locks, whose
+// lines read "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF" with the
+// device numbers in hex. Both device and inode must match: an inode number
+// alone names a file on every filesystem that has one, and a message naming
+// some other filesystem's lock holder could get the wrong process killed.
+func holderOf(f *os.File) Holder {
 	var st unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) != nil {
-		return "unknown"
+		return Holder{}
 	}
 	b, err := os.ReadFile("/proc/locks")
 	if err != nil {
-		return "unknown"
+		return Holder{}
 	}
-	suffix := ":" + strconv.FormatUint(st.Ino, 10)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], suffix) {
-			return f[4]
+	h := findHolder(string(b), unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	if h.PID != 0 && h.Command == "" {
+		// /proc/locks names the process that took the lock, which may
+		// have passed the open file on and exited (flock(1) on an
+		// inherited descriptor): look for whoever holds it now.
+		if now := fdHolder(st.Dev, st.Ino); now.PID != 0 {
+			return now
 		}
 	}
-	return "unknown"
+	return h
+}
+
+// fdHolder finds a process other than this one with the lock file open
+// and a lock on that descriptor, as /proc/PID/fdinfo shows.
+func fdHolder(dev, ino uint64) Holder {
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		for _, fd := range fds {
+			var st unix.Stat_t
+			if unix.Stat(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()), &st) != nil || st.Dev != dev || st.Ino != ino {
+				continue
+			}
+			info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
+			if err == nil && strings.Contains(string(info), "FLOCK") {
+				return Holder{PID: pid, Command: command(pid)}
+			}
+		}
+	}
+	return Holder{}
+}
+
+// findHolder is holderOf's search of the /proc/locks text.
+func findHolder(locks string, major, minor uint32, ino uint64) Holder {
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, ino)
+	for _, line := range strings.Split(locks, "\n") {
+		f := strings.Fields(line)
+		// A blocked waiter's line has "->" after the number.
+		if len(f) >= 6 && f[1] == "FLOCK" && f[5] == want {
+			pid, err := strconv.Atoi(f[4])
+			if err != nil || pid <= 0 {
+				continue
+			}
+			return Holder{PID: pid, Command: command(pid)}
+		}
+	}
+	return Holder{}
+}
+
+// command returns a process's command line, shortened for a message.
+func command(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+	if len(c) > 80 {
+		c = c[:77] + "..."
+	}
+	return c
 }

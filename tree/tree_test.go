@@ -2,10 +2,10 @@ package tree
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,17 +122,21 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 
 func TestLockBusyNamesHolder(t *testing.T) {
 	s := Open(t.TempDir())
-	l, err := s.Lock(time.Second, true)
+	l, err := s.Lock(time.Second, true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Lock(50*time.Millisecond, true)
+	var told []Holder
+	_, err = s.Lock(50*time.Millisecond, true, func(h Holder) { told = append(told, h) })
 	var be *BusyError
-	if !errors.As(err, &be) || be.Holder != strconvPid() {
-		t.Fatalf("second lock: %v, want busy held by pid %s", err, strconvPid())
+	if !errors.As(err, &be) || be.Holder.PID != os.Getpid() || !strings.Contains(be.Holder.Command, "tree.test") {
+		t.Fatalf("second lock: %v, want busy held by pid %d (tree.test ...)", err, os.Getpid())
+	}
+	if len(told) != 1 || told[0] != be.Holder {
+		t.Fatalf("waiting told %v, want once, of %v", told, be.Holder)
 	}
 	l.Unlock()
-	l2, err := s.Lock(50*time.Millisecond, true)
+	l2, err := s.Lock(50*time.Millisecond, true, func(Holder) { t.Error("told of a wait that did not happen") })
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
@@ -142,4 +146,25 @@ func TestLockBusyNamesHolder(t *testing.T) {
 	}
 }
 
-func strconvPid() string { return strconv.Itoa(os.Getpid()) }
+// The holder is the process locking the same file: the same inode number on
+// another filesystem is someone else's lock.
+func TestFindHolderMatchesDeviceAndInode(t *testing.T) {
+	self := os.Getpid()
+	locks := fmt.Sprintf(`1: FLOCK  ADVISORY  WRITE 1 08:01:4242 0 EOF
+1: -> FLOCK  ADVISORY  WRITE 2 fd:00:4242 0 EOF
+2: FLOCK  ADVISORY  WRITE %d fd:00:4242 0 EOF
+3: POSIX  ADVISORY  WRITE 3 fd:01:4242 0 EOF
+`, self)
+	if h := findHolder(locks, 0xfd, 0, 4242); h.PID != self {
+		t.Errorf("fd:00:4242: holder %v, want pid %d", h, self)
+	}
+	if h := findHolder(locks, 0x103, 2, 4242); h.PID != 0 || h.String() != "an unknown process" {
+		t.Errorf("103:02:4242: holder %v, want none", h)
+	}
+	if h := findHolder(locks, 8, 1, 4242); h.PID != 1 {
+		t.Errorf("08:01:4242: holder %v, want pid 1", h)
+	}
+	if h := findHolder(locks, 0xfd, 1, 4242); h.PID != 0 {
+		t.Errorf("a POSIX lock is not an flock: holder %v", h)
+	}
+}

@@ -139,7 +139,7 @@ func TestCrashAtEveryDurableStep(t *testing.T) {
 		journals, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/*"))
 		if len(journals) > 0 {
 			out, code := run(t, bin, nil, "--root", root, "enable", "-t", "idle", "sshd")
-			if code != 111 || !strings.Contains(out, "was interrupted: run treeshift update first") {
+			if code != 111 || !strings.Contains(out, "was interrupted: run treeshift --root "+root+" update first") {
 				t.Fatalf("%s: enable with an open journal: exit %d\n%s", when, code, out)
 			}
 			out, _ = run(t, bin, nil, "--root", root, "tree", "list")
@@ -247,7 +247,7 @@ func TestRecoveryRefusesAnotherLiveDir(t *testing.T) {
 		t.Fatalf("crash: exit %d\n%s", code, out)
 	}
 	out, code := run(t, bin, nil, "--root", root, "-l", "/run/other", "update")
-	if code != 111 || !strings.Contains(out, "was live in /run/treeshift when its update was interrupted: recover with: treeshift -l /run/treeshift update") {
+	if code != 111 || !strings.Contains(out, "was live in /run/treeshift when its update was interrupted: recover with: treeshift --root "+root+" update") {
 		t.Fatalf("recovery through another -l: exit %d\n%s", code, out)
 	}
 	checkLinks(t, root, "after the refused recovery")
@@ -293,7 +293,7 @@ func TestWaitingCommandSeesInterruptedUpdate(t *testing.T) {
 	upd.Wait() // killed at step 8, journal open
 	err := init.Wait()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 111 || !strings.Contains(out.String(), "was interrupted: run treeshift update first") {
+	if !errors.As(err, &ee) || ee.ExitCode() != 111 || !strings.Contains(out.String(), "was interrupted: run treeshift --root "+root+" update first") {
 		t.Fatalf("init after the interrupted update: %v\n%s", err, out.String())
 	}
 	if out, code := run(t, bin, nil, "--root", root, "update"); code != 0 {

@@ -174,6 +174,7 @@ type job struct {
 	prepare []migrate.Step
 	// swap runs between the barriers: the link swaps, with the checks.
 	swap   []migrate.Step
+	conv   migrate.Conversion
 	watch  *watch
 	failed bool
 }
@@ -219,6 +220,7 @@ func (u *Updater) Run(names []string, to int) []Result {
 		results[i] = Result{Tree: names[i], To: to, Hops: []migrate.Hop{}}
 		checked[i] = u.check(&results[i], to, w, out)
 	})
+	u.note(4, "checked %d tree(s) in %s", len(names), time.Since(start).Round(10*time.Microsecond))
 	var jobs []*job
 	for _, j := range checked {
 		if j != nil {
@@ -229,12 +231,22 @@ func (u *Updater) Run(names []string, to int) []Result {
 		return results
 	}
 	if u.DryRun {
+		// The real run's phases, in its order: save every tree, prepare
+		// every tree, then swap each.
 		for _, j := range jobs {
 			u.act("save state of tree: %s", j.entry.Tree)
-			u.act("enable service(s) of tree: %s", j.entry.Tree)
-			for _, s := range append(j.prepare, j.swap...) {
-				u.act("%s", s.Describe())
+		}
+		for _, phase := range []func(*job) []migrate.Step{
+			func(j *job) []migrate.Step { return j.prepare },
+			func(j *job) []migrate.Step { return j.swap },
+		} {
+			for _, j := range jobs {
+				for _, s := range phase(j) {
+					u.act("%s", s.Describe())
+				}
 			}
+		}
+		for _, j := range jobs {
 			u.act("tree: %s updated successfully", j.entry.Tree)
 			j.res.Outcome = Updated
 		}
@@ -252,15 +264,17 @@ func (u *Updater) Run(names []string, to int) []Result {
 		}
 		return results
 	}
+	u.note(4, "journal %s written: %d tree(s)", u.Sys.Owner.Inside(u.Sys.Store.JournalPath(journalName)), len(jr.Trees))
 
 	u.parallel(len(jobs), func(i int, out *lines) {
 		j := jobs[i]
-		out.act("enable service(s) of tree: %s", j.entry.Tree)
 		if err := migrate.Run(j.prepare, func(s string) { out.act("%s", s) }); err != nil {
 			j.fail(err)
 		}
 		if j.failed { // its staged generation and copy are gone: nothing to swap
 			j.prepare, j.swap = nil, nil
+		} else if t := j.conv.Staged(); t != nil {
+			out.note(4, "tree %s: staged generation %d, format %d, at %s", j.entry.Tree, t.Gen, t.Format, u.Sys.Owner.Inside(t.Dir))
 		}
 	})
 	if err := u.barrier(); err != nil {
@@ -301,7 +315,7 @@ func (u *Updater) Run(names []string, to int) []Result {
 	if err := u.finish(&jr); err != nil {
 		for _, j := range jobs {
 			if !j.failed {
-				j.fail(fmt.Errorf("tree %s: transition committed, cleanup failed: %w (run treeshift update again)", j.entry.Tree, err))
+				j.fail(fmt.Errorf("tree %s: transition committed, cleanup failed: %w (run %s again)", j.entry.Tree, err, u.Sys.Suggest.Cmd("update")))
 			}
 		}
 		return results
@@ -370,8 +384,8 @@ func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 		}
 		if target != t.CompiledDir() {
 			return fail(Failed, &InconsistentError{fmt.Sprintf(
-				"live database of tree %s is %s, not the tree's current database: run treeshift init %s to move it, then update",
-				name, u.Sys.Owner.Inside(target), name)})
+				"live database of tree %s is %s, not the tree's current database: run %s to move it, then update",
+				name, u.Sys.Owner.Inside(target), u.Sys.Suggest.Cmd("init", name))})
 		}
 	}
 	state, err := u.Sys.Store.ReadState()
@@ -387,7 +401,16 @@ func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 	if live {
 		j.entry.LiveDir = u.Sys.LiveDir
 	}
+	up := 0
+	for _, l := range saved.Live.Services {
+		if l.Up {
+			up++
+		}
+	}
+	out.note(4, "tree %s: generation %d, format %d, %d service(s), %d enabled, %d up, live: %v", name, t.Gen, t.Format,
+		len(t.Services), len(t.Index.Entries), up, live)
 	conv := m.Convert(p, t.Gen, true)
+	j.conv = conv
 	tc := &tempCopy{sys: u.Sys, name: name, orig: t.CompiledDir()}
 	if live {
 		j.prepare = append(j.prepare, tc)
@@ -408,10 +431,15 @@ func (u *Updater) check(res *Result, to int, w *watch, out *lines) *job {
 // barrier makes everything written and renamed so far durable: the system
 // directory's filesystem and the live directory's, which may differ.
 func (u *Updater) barrier() error {
+	start := time.Now()
 	if err := u.Sys.Store.Sync(); err != nil {
 		return err
 	}
-	return u.Sys.Live.Sync()
+	if err := u.Sys.Live.Sync(); err != nil {
+		return err
+	}
+	u.note(4, "barrier: synced the filesystems of %s and %s in %s", u.Sys.Owner.SystemDir(), u.Sys.LiveDir, time.Since(start).Round(10*time.Microsecond))
+	return nil
 }
 
 // abort handles a failure that concerns the whole run (a barrier or the
@@ -421,7 +449,7 @@ func (u *Updater) abort(jobs []*job, jr *journal, err error) {
 		jr.Trees[i].Committed = false
 	}
 	if rerr := u.finish(jr); rerr != nil {
-		err = errors.Join(err, fmt.Errorf("roll back: %w (the journal is kept: run treeshift update again)", rerr))
+		err = errors.Join(err, fmt.Errorf("roll back: %w (the journal is kept: run %s again)", rerr, u.Sys.Suggest.Cmd("update")))
 	}
 	for _, j := range jobs {
 		if !j.failed {
@@ -533,8 +561,10 @@ func (u *Updater) finish(j *journal) error {
 	// moving or collecting anything could leave that link dangling.
 	for _, e := range j.Trees {
 		if e.Live && e.LiveDir != "" && e.LiveDir != s.LiveDir {
-			return &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: treeshift -l %s update",
-				e.Tree, e.LiveDir, e.LiveDir)}
+			p := u.Sys.Suggest
+			p.Live = e.LiveDir
+			return &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: %s",
+				e.Tree, e.LiveDir, p.Cmd("update"))}
 		}
 	}
 	for _, e := range j.Trees {
@@ -583,6 +613,7 @@ func (u *Updater) finish(j *journal) error {
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
+	u.note(4, "removed temporary copies and unused generations of %d tree(s); closing the journal", len(j.Trees))
 	return s.Store.RemoveJournal(journalName)
 }
 

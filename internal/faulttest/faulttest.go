@@ -1,6 +1,9 @@
 // Package faulttest builds, once per test binary, the treeshift command with
 // the faultinject build tag, whose durable steps can be traced, paused and
 // crashed at (see internal/durable). The released binary has no such knobs.
+//
+// A test package that uses Binary calls Main from its TestMain, so that the
+// build is removed when the tests end, pass or fail.
 package faulttest
 
 import (
@@ -21,6 +24,15 @@ var (
 	bin  string
 	err  error
 )
+
+// Main runs the tests of m and removes the binary built for them.
+func Main(m *testing.M) {
+	code := m.Run()
+	if bin != "" {
+		os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
 
 // Binary returns the path of the fault-injecting treeshift.
 func Binary(t testing.TB) string {

@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/livedb"
 	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/supervisor"
@@ -55,6 +56,8 @@ type Backend struct {
 	Scan string
 	// Timeout bounds each wait for a service to change state.
 	Timeout time.Duration
+	// Suggest writes the commands its messages suggest.
+	Suggest suggest.Prefix
 }
 
 func (b *Backend) Name() string { return "s6" }
@@ -96,7 +99,8 @@ func (b *Backend) Init(t *livedb.Tree, compiled string, index model.Index) error
 	for _, d := range dirs {
 		for exec.Command("s6-svok", d).Run() != nil {
 			if time.Now().After(deadline) {
-				return fmt.Errorf("%s is not supervised after %s: is s6-svscan running on %s? (treeshift scandir start)", d, b.Timeout, b.Scan)
+				return fmt.Errorf("%s is not supervised after %s: is s6-svscan running on %s? (%s)", d, b.Timeout, b.Scan,
+					b.Suggest.Cmd("scandir", "start", "--supervisor", "s6"))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -127,8 +131,8 @@ func (b *Backend) Start(t *livedb.Tree, e model.IndexEntry) error {
 	switch {
 	case supervised(e):
 		if exec.Command("s6-svok", t.ServiceDir(e.Name)).Run() != nil {
-			return fmt.Errorf("service %s of tree %s is not supervised: is s6-svscan running on %s? (treeshift scandir start --supervisor s6; treeshift init %s)",
-				e.Name, t.Name, b.Scan, t.Name)
+			return fmt.Errorf("service %s of tree %s is not supervised: is s6-svscan running on %s? (%s; %s)",
+				e.Name, t.Name, b.Scan, b.Suggest.Cmd("scandir", "start", "--supervisor", "s6"), b.Suggest.Cmd("init", t.Name))
 		}
 		err := run("s6-svc", "-wu", "-T", b.ms(), "-u", t.ServiceDir(e.Name))
 		if err != nil {

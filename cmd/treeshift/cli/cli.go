@@ -19,7 +19,9 @@ import (
 
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/internal/version"
 	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/tree"
 	"github.com/treeshift/treeshift/update"
 )
 
@@ -57,7 +59,35 @@ type CLI struct {
 	Reverse ReverseCmd `cmd:"" help:"Print a script of the commands that recreate the trees as they are."`
 	Formats FormatsCmd `cmd:"" help:"List the known format versions and their upgrade_from directives."`
 	Plan    PlanCmd    `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
+	Version VersionCmd `cmd:"" help:"Print treeshift's version and the format versions it knows."`
+	Help    HelpCmd    `cmd:"" help:"Show the help of a command: treeshift help [COMMAND...]."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print treeshift's version and the format versions it knows."`
 }
+
+// VersionCmd is `version`.
+type VersionCmd struct{}
+
+func (*VersionCmd) Run(e *env) error {
+	_, err := fmt.Fprintln(e.stdout, versionText())
+	return err
+}
+
+// versionText names the binary and the formats it reads and writes.
+func versionText() string {
+	var vs []string
+	for _, c := range format.All() {
+		vs = append(vs, strconv.Itoa(c.Version()))
+	}
+	return fmt.Sprintf("treeshift %s\nformats: %s (newest %d)", version.String(), strings.Join(vs, " "), format.Newest())
+}
+
+// HelpCmd is `help [COMMAND...]`; Main turns it into COMMAND... --help.
+type HelpCmd struct {
+	Command []string `arg:"" optional:"" help:"The command, with its subcommands (tree create)."`
+}
+
+func (*HelpCmd) Run() error { return nil }
 
 // env is what a command's Run gets: the parsed globals, the system they
 // select, and where to report.
@@ -80,7 +110,7 @@ func (e *env) lock() (func(), error) {
 	if names, err := update.Pending(e.sys); err != nil || len(names) > 0 {
 		unlock()
 		if err == nil {
-			err = fmt.Errorf("the update of tree(s) %s was interrupted: run treeshift update first", strings.Join(names, " "))
+			err = fmt.Errorf("the update of tree(s) %s was interrupted: run %s first", strings.Join(names, " "), e.sys.Suggest.Cmd("update"))
 		}
 		return nil, err
 	}
@@ -91,10 +121,19 @@ func (e *env) lock() (func(), error) {
 // reports is not changing under it, but creates nothing: with no lock file
 // there is no system directory, and nothing to lock.
 func (e *env) lockFor(dryRun bool) (func(), error) {
-	l, err := e.sys.Store.Lock(e.Wait, !dryRun)
+	start := time.Now()
+	waited := false
+	l, err := e.sys.Store.Lock(e.Wait, !dryRun, func(h tree.Holder) {
+		waited = true
+		e.log.printf(2, "waiting up to %s for the owner lock %s, held by %s", e.Wait, e.sys.Owner.Inside(e.sys.Store.LockPath()), h)
+	})
 	if err != nil {
 		return nil, err
 	}
+	if waited {
+		e.log.printf(2, "got the owner lock after %s", time.Since(start).Round(10*time.Millisecond))
+	}
+	e.log.printf(4, "holding the owner lock %s", e.sys.Owner.Inside(e.sys.Store.LockPath()))
 	return func() { l.Unlock() }, nil
 }
 
@@ -122,15 +161,33 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 			panic(r)
 		}
 	}()
+	// A dry run's every line starts with "dry run do: ", even a complaint
+	// about the command line that asked for it.
+	log.dry = dryRunRequested(args)
 	parser, err := newParser(&c, stdout, stderr)
 	if err != nil {
 		log.fatal(err)
 		return ExitSystem
 	}
 	ctx, err := parser.Parse(args)
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil && strings.HasPrefix(pe.Error(), "expected one of") && missingCommand(pe.Context) {
+		// A command group without its subcommand (treeshift, treeshift
+		// cluster): list what may follow.
+		pe.Context.PrintUsage(false)
+		return ExitUsage
+	}
 	if err != nil {
 		log.fatal(err)
 		return ExitUsage
+	}
+	if _, ok := ctx.Selected().Target.Addr().Interface().(*HelpCmd); ok {
+		// help COMMAND... is COMMAND... --help.
+		if _, err := parser.Parse(append(c.Help.Command, "--help")); err != nil {
+			log.fatal(err)
+			return ExitUsage
+		}
+		return ExitOK
 	}
 	log.level = c.Verbosity
 	log.color = c.Color && isTerminal(stderr) && os.Getenv("NO_COLOR") == ""
@@ -152,7 +209,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	e := &env{Globals: &c.Globals, sys: sys, stdout: stdout, log: log}
 	if _, ok := ctx.Selected().Target.Addr().Interface().(readOnly); ok {
 		if names, _ := update.Pending(sys); len(names) > 0 {
-			log.emit("warning", fmt.Sprintf("the update of tree(s) %s was interrupted: run treeshift update", strings.Join(names, " ")))
+			log.emit("warning", fmt.Sprintf("the update of tree(s) %s was interrupted: run %s", strings.Join(names, " "), sys.Suggest.Cmd("update")))
 		}
 	}
 	if err := ctx.Run(e); err != nil {
@@ -160,6 +217,39 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return classify(err)
 	}
 	return ExitOK
+}
+
+// missingCommand reports whether parsing stopped at a command group that
+// needs a subcommand.
+func missingCommand(ctx *kong.Context) bool {
+	n := ctx.Selected()
+	if n == nil {
+		n = ctx.Model.Node
+	}
+	for _, c := range n.Children {
+		if c.Type == kong.CommandNode {
+			return true
+		}
+	}
+	return false
+}
+
+// dryRunRequested reports whether args ask for a dry run of a command that
+// has one, before they are parsed: a parse error is reported in the dry
+// run's form too.
+func dryRunRequested(args []string) bool {
+	cmd, dry := false, false
+	for _, a := range args {
+		switch a {
+		case "update", "apply":
+			cmd = true
+		case "-d", "--dry-run":
+			dry = true
+		case "--":
+			return cmd && dry
+		}
+	}
+	return cmd && dry
 }
 
 // Description is the one-line summary of the command.
@@ -172,7 +262,7 @@ func newParser(c *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
 		kong.Name("treeshift"),
 		kong.Description(Description),
 		kong.Writers(stdout, stderr),
-		kong.Vars{"live": owner.DefaultLive, "newest": strconv.Itoa(format.Newest())},
+		kong.Vars{"live": owner.DefaultLive, "newest": strconv.Itoa(format.Newest()), "version": versionText()},
 		kong.Exit(func(code int) { panic(exitCode(code)) }),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Help(help),

@@ -10,12 +10,13 @@ import (
 	"text/tabwriter"
 
 	"github.com/treeshift/treeshift/cluster"
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/system"
 )
 
 // ClusterCmd groups the rolling-upgrade stages.
 type ClusterCmd struct {
-	Store string `required:"" help:"The cluster state store: a directory shared by the members." placeholder:"DIR"`
+	Store string `help:"The cluster state store: a directory shared by the members (required by every subcommand)." placeholder:"DIR"`
 
 	Init        ClusterInitCmd   `cmd:"" help:"Create the cluster record."`
 	Check       ClusterCheckCmd  `cmd:"" help:"Check that a stage can run, changing nothing (check setup LEAD)."`
@@ -30,12 +31,24 @@ type ClusterCmd struct {
 	Undo        ClusterUndoCmd   `cmd:"" help:"Undo the most recent stage (not after switch)."`
 }
 
-func (c *ClusterCmd) cluster(e *env) *cluster.Cluster {
+// cluster opens the cluster the subcommands act on. --store is checked
+// here rather than by the parser, so that `treeshift cluster` alone lists
+// the subcommands instead of asking for it.
+func (c *ClusterCmd) cluster(e *env) (*cluster.Cluster, error) {
+	if c.Store == "" {
+		return nil, &system.UsageError{Err: fmt.Errorf("cluster: give the cluster state store: --store DIR")}
+	}
 	store := c.Store
 	if abs, err := filepath.Abs(store); err == nil {
 		store = abs
 	}
-	return &cluster.Cluster{Store: cluster.DirStore{Dir: store}, Say: func(f string, a ...any) { fmt.Fprintf(e.stdout, f+"\n", a...) }}
+	return &cluster.Cluster{
+		Store: cluster.DirStore{Dir: store},
+		Say:   func(f string, a ...any) { fmt.Fprintf(e.stdout, f+"\n", a...) },
+		Suggest: func(args ...string) string {
+			return suggest.Prefix{}.Cmd(append([]string{"cluster", "--store", store}, args...)...)
+		},
+	}, nil
 }
 
 // ClusterInitCmd is `cluster init`.
@@ -66,7 +79,11 @@ func (c *ClusterInitCmd) Run(e *env, cc *ClusterCmd) error {
 		}
 		members = append(members, cluster.Member{ID: id, Root: root, Votes: votes})
 	}
-	return cc.cluster(e).Init(cluster.InitOptions{Members: members, QuorumVote: c.QuorumVote, Active: c.Active})
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	return cl.Init(cluster.InitOptions{Members: members, QuorumVote: c.QuorumVote, Active: c.Active})
 }
 
 // ClusterCheckCmd is `cluster check setup LEAD`.
@@ -79,7 +96,11 @@ type ClusterCheckCmd struct {
 func (*ClusterCheckCmd) readOnly() {}
 
 func (c *ClusterCheckCmd) Run(e *env, cc *ClusterCmd) error {
-	problems, err := cc.cluster(e).CheckSetup(c.Lead, c.To)
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	problems, err := cl.CheckSetup(c.Lead, c.To)
 	if err != nil {
 		return err
 	}
@@ -100,7 +121,11 @@ type ClusterSetupCmd struct {
 }
 
 func (c *ClusterSetupCmd) Run(e *env, cc *ClusterCmd) error {
-	if err := cc.cluster(e).SetupStage(c.Lead, c.To); err != nil {
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	if err := cl.SetupStage(c.Lead, c.To); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "next stage: preinstall")
@@ -111,8 +136,10 @@ func (c *ClusterSetupCmd) Run(e *env, cc *ClusterCmd) error {
 type ClusterStageCmd struct{}
 
 func (c *ClusterStageCmd) Run(e *env, cc *ClusterCmd, ctx *kong.Context) error {
-	cl := cc.cluster(e)
-	var err error
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
 	stage := ctx.Selected().Name
 	switch stage {
 	case cluster.Preinstall:
@@ -142,7 +169,11 @@ type ClusterRollCmd struct {
 }
 
 func (c *ClusterRollCmd) Run(e *env, cc *ClusterCmd) error {
-	return cc.cluster(e).RollStage(c.Members, c.Parallel)
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	return cl.RollStage(c.Members, c.Parallel)
 }
 
 // ClusterUndoCmd is `cluster undo STAGE [MEMBER]`.
@@ -152,7 +183,11 @@ type ClusterUndoCmd struct {
 }
 
 func (c *ClusterUndoCmd) Run(e *env, cc *ClusterCmd) error {
-	return cc.cluster(e).Undo(c.Stage, c.Member)
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	return cl.Undo(c.Stage, c.Member)
 }
 
 // ClusterStatusCmd is `cluster status`.
@@ -163,7 +198,11 @@ type ClusterStatusCmd struct {
 func (*ClusterStatusCmd) readOnly() {}
 
 func (c *ClusterStatusCmd) Run(e *env, cc *ClusterCmd) error {
-	st, err := cc.cluster(e).Status()
+	cl, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Status()
 	if err != nil {
 		return err
 	}

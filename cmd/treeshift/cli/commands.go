@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/treeshift/treeshift/system"
 	"github.com/treeshift/treeshift/tree"
@@ -228,26 +229,37 @@ func (c *StatusCmd) Run(e *env) error {
 		} else {
 			fmt.Fprintf(w, "  live: not initialized\n")
 		}
-		up := map[string]bool{}
+		live := map[string]system.LiveServiceStatus{}
 		for _, s := range t.Live.Services {
-			up[s.Name] = s.Up
+			live[s.Name] = s
 		}
 		if len(t.Services) == 0 {
 			fmt.Fprintf(w, "  services: none\n")
 			continue
 		}
+		// Processes have pids and uptimes only under a real supervisor.
+		procs := st.Supervisor != "files"
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "  SERVICE\tTYPE\tENABLED\tSTATE\tDEPENDS\n")
+		if procs {
+			fmt.Fprintf(tw, "  SERVICE\tTYPE\tENABLED\tSTATE\tPID\tUPTIME\tDEPENDS\n")
+		} else {
+			fmt.Fprintf(tw, "  SERVICE\tTYPE\tENABLED\tSTATE\tDEPENDS\n")
+		}
 		for _, s := range t.Services {
-			state := "-"
-			if t.Live.Initialized && s.Enabled {
-				state = "down"
-				if up[s.Name] {
-					state = "up"
+			state, pid, uptime := "-", "-", "-"
+			if l, ok := live[s.Name]; ok && t.Live.Initialized && s.Enabled {
+				state = l.State
+				if l.Pid > 0 {
+					pid = strconv.Itoa(l.Pid)
+					uptime = (time.Duration(l.Uptime) * time.Second).String()
 				}
 			}
-			deps := append(append([]string{}, s.Depends...), s.Contents...)
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, yes(s.Enabled), state, dash(strings.Join(deps, " ")))
+			deps := dash(strings.Join(append(append([]string{}, s.Depends...), s.Contents...), " "))
+			if procs {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, yes(s.Enabled), state, pid, uptime, deps)
+			} else {
+				fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", s.Name, s.Type, yes(s.Enabled), state, deps)
+			}
 		}
 		tw.Flush()
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/migrate"
 )
 
@@ -29,7 +30,9 @@ func (c *ReverseCmd) Run(e *env) error {
 	fmt.Fprintf(w, "# with the same service definitions; set TREESHIFT to add options, for\n# example TREESHIFT='treeshift --root /mnt'.\nset -e\nts=${TREESHIFT:-treeshift}\n")
 	for _, t := range st.Trees {
 		fmt.Fprintf(w, "\n# tree %s\n", t.Name)
-		for _, cmd := range migrate.Creation(t, state.Order, t.Format) {
+		// The script is for another system, or this one recreated: its
+		// commands carry no --root or -l, which TREESHIFT adds.
+		for _, cmd := range migrate.Creation(t, state.Order, t.Format, suggest.Prefix{}) {
 			fmt.Fprintln(w, "$ts"+strings.TrimPrefix(cmd, "treeshift"))
 		}
 	}

@@ -29,12 +29,12 @@ type UpdateReport struct {
 }
 
 func (c *UpdateCmd) Run(e *env) error {
+	e.log.dry = c.DryRun
 	r := migrate.Default()
 	if r.Version(c.To) == nil {
 		_, err := format.Get(c.To)
 		return &system.UsageError{Err: err}
 	}
-	e.log.dry = c.DryRun
 	// Unknown or badly named trees are usage errors, before anything runs.
 	for _, n := range c.Trees {
 		if err := e.sys.CheckTree(n); err != nil {
@@ -91,6 +91,7 @@ func (c *UpdateCmd) Run(e *env) error {
 			return err
 		}
 	}
+	summarize(e, report.Trees, c.To, c.DryRun)
 	if c.JSON {
 		if err := printJSON(e, report); err != nil {
 			return err
@@ -131,4 +132,54 @@ func nonNilStrings(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// summarize says at -v 2 what the run did: a line per tree that moved, then
+// one line of counts. A package hook logs at -v 2, so its log tells a run
+// that converted three trees from one that had nothing to do.
+func summarize(e *env, results []update.Result, to int, dry bool) {
+	moved, current, refused, failed := 0, 0, 0, 0
+	verb := "moved"
+	if dry {
+		verb = "would move"
+	}
+	for _, r := range results {
+		switch r.Outcome {
+		case update.Updated:
+			moved++
+			e.log.printf(2, "tree %s: %s from format %d to format %d", r.Tree, verb, r.From, r.To)
+		case update.Unchanged:
+			current++
+		case update.Refused:
+			refused++
+		default:
+			failed++
+		}
+	}
+	if moved == 0 && refused == 0 && failed == 0 {
+		if current == 0 {
+			e.log.printf(2, "nothing to do: no trees")
+		} else {
+			e.log.printf(2, "nothing to do: %s already in format %d", trees(current), to)
+		}
+		return
+	}
+	parts := []string{fmt.Sprintf("%s %s to format %d", trees(moved), verb, to)}
+	if current > 0 {
+		parts = append(parts, fmt.Sprintf("%d already current", current))
+	}
+	if refused > 0 {
+		parts = append(parts, fmt.Sprintf("%d refused", refused))
+	}
+	if failed > 0 {
+		parts = append(parts, fmt.Sprintf("%d failed", failed))
+	}
+	e.log.printf(2, "%s", strings.Join(parts, ", "))
+}
+
+func trees(n int) string {
+	if n == 1 {
+		return "1 tree"
+	}
+	return fmt.Sprintf("%d trees", n)
 }
