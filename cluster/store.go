@@ -42,7 +42,7 @@ func (c *Cluster) noCluster(err error) error {
 
 type noClusterError struct{ cmd string }
 
-func (e *noClusterError) Error() string { return "no cluster record: run " + e.cmd + " first" }
+func (e *noClusterError) Error() string        { return "no cluster record: run " + e.cmd + " first" }
 func (e *noClusterError) Is(target error) bool { return target == ErrNoCluster }
 
 // DirStore is a Store in a directory: cluster.json, a lock file, and the
