@@ -10,11 +10,13 @@ package livedb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
@@ -26,18 +28,25 @@ type Dir struct {
 	// Path is the live directory as the process opens it.
 	Path string
 	UID  int
+	// Trusted lists who besides root may own the shared directories (see
+	// Check): the owner of the --root directory.
+	Trusted []int
+	// AreaHint is the command that makes the owner's area when the owner
+	// cannot (scandir create --owner), for messages.
+	AreaHint string
 }
 
 // Tree is the live part of one tree.
 type Tree struct {
 	Name string
 	// Dir is LIVE/tree/UID/NAME.
-	Dir string
+	Dir  string
+	live Dir
 }
 
 // Tree returns the live part of tree name; nothing is read or created.
 func (d Dir) Tree(name string) *Tree {
-	return &Tree{Name: name, Dir: filepath.Join(d.Path, "tree", strconv.Itoa(d.UID), name)}
+	return &Tree{Name: name, Dir: filepath.Join(d.Area(), name), live: d}
 }
 
 // LinkPath is the path of the compiled link.
@@ -97,6 +106,9 @@ func (t *Tree) Target() (string, error) {
 // host path), creating the live tree directory if needed. The previous link,
 // if any, is replaced in one durable rename.
 func (t *Tree) Link(compiled string) error {
+	if err := t.live.Prepare(); err != nil {
+		return err
+	}
 	if err := durable.MkdirAll(t.Dir, 0o755); err != nil {
 		return err
 	}
@@ -120,6 +132,9 @@ func (t *Tree) TempDir() string {
 // and byte copies otherwise. Nothing is synced: the caller syncs the live
 // directory's filesystem (Dir.Sync) before pointing a link at the copy.
 func (t *Tree) PrepareTemp(src string) (string, error) {
+	if err := t.live.Prepare(); err != nil {
+		return "", err
+	}
 	tmp := t.TempDir()
 	if err := os.RemoveAll(tmp); err != nil {
 		return "", fmt.Errorf("remove %s: %w", tmp, unwrap(err))
@@ -217,6 +232,9 @@ func (t *Tree) States() (map[string]bool, error) {
 
 // SetState records service svc as up or down.
 func (t *Tree) SetState(svc string, up bool) error {
+	if err := t.live.Prepare(); err != nil {
+		return err
+	}
 	if err := durable.MkdirAll(t.stateDir(), 0o755); err != nil {
 		return err
 	}
@@ -246,6 +264,9 @@ func (t *Tree) ServiceDir(svc string) string { return filepath.Join(t.Dir, "serv
 // started. An existing directory is left as it is: a supervisor may be
 // running from it.
 func (t *Tree) PlaceServiceDir(svc, compiled string) (string, error) {
+	if err := t.live.Prepare(); err != nil {
+		return "", err
+	}
 	dst := t.ServiceDir(svc)
 	if _, err := os.Lstat(dst); err == nil {
 		return dst, nil
@@ -288,29 +309,68 @@ func (t *Tree) PlaceServiceDir(svc, compiled string) (string, error) {
 // ScanDir is the owner's s6 scan directory.
 func (d Dir) ScanDir() string { return filepath.Join(d.Path, "scandir", strconv.Itoa(d.UID)) }
 
-func (d Dir) backendPath() string { return filepath.Join(d.Path, "supervisor", strconv.Itoa(d.UID)) }
+// SupervisorFile records the owner's supervisor backend, in the owner's
+// area (a tree cannot be named with a leading dot).
+func (d Dir) SupervisorFile() string { return filepath.Join(d.Area(), ".supervisor") }
+
+// legacyBackendPath is where treeshift 0.4 kept the record, in a directory
+// every owner had to be able to write: read if the new one is missing, so
+// that an s6 supervisor started before an upgrade is still known.
+func (d Dir) legacyBackendPath() string {
+	return filepath.Join(d.Path, "supervisor", strconv.Itoa(d.UID))
+}
 
 // Backend returns the supervisor backend recorded for the owner: "files"
 // when none is.
 func (d Dir) Backend() (string, error) {
-	b, err := os.ReadFile(d.backendPath())
+	p := d.SupervisorFile()
+	b, err := readRegular(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		p = d.legacyBackendPath()
+		b, err = readRegular(p)
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		return "files", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", d.backendPath(), unwrap(err))
+		return "", fmt.Errorf("read %s: %w", p, unwrap(err))
 	}
 	v := strings.TrimSuffix(string(b), "\n")
 	if v != "files" && v != "s6" {
-		return "", fmt.Errorf("%s: unknown supervisor %q (expected files or s6)", d.backendPath(), clip(v))
+		return "", fmt.Errorf("%s: unknown supervisor %q (expected files or s6)", p, clip(v))
 	}
 	return v, nil
 }
 
+// readRegular reads a small regular file without following a link.
+func readRegular(p string) ([]byte, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return nil, &UnsafeError{p, "a symbolic link where a file belongs"}
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, &UnsafeError{p, "not a regular file"}
+	}
+	return io.ReadAll(io.LimitReader(f, 4096))
+}
+
 // SetBackend records the owner's supervisor backend.
 func (d Dir) SetBackend(name string) error {
-	if err := durable.MkdirAll(filepath.Dir(d.backendPath()), 0o755); err != nil {
+	if err := d.Prepare(); err != nil {
 		return err
 	}
-	return durable.WriteFile(d.backendPath(), []byte(name+"\n"), 0o644)
+	if err := durable.WriteFile(d.SupervisorFile(), []byte(name+"\n"), 0o644); err != nil {
+		return err
+	}
+	// The old record, if any, is stale now.
+	if _, err := os.Lstat(d.legacyBackendPath()); err == nil {
+		os.Remove(d.legacyBackendPath())
+	}
+	return nil
 }

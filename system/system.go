@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/treeshift/treeshift/compile"
@@ -66,6 +67,19 @@ func New(o owner.Owner, live string) (*System, error) {
 		LiveDir: filepath.Clean(live),
 		Backend: supervisor.Files{},
 		Suggest: suggest.Prefix{Root: o.Root, Live: filepath.Clean(live)},
+	}
+	s.Live.AreaHint = s.Suggest.Cmd("scandir", "create", "--owner", o.Name)
+	// Whoever owns the root directory owns everything staged under it: the
+	// live directory's shared parts may be theirs as well as root's.
+	if fi, err := os.Stat(o.Root); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 {
+			s.Live.Trusted = []int{int(st.Uid)}
+		}
+	}
+	// An owner's live part that someone else controls is refused before
+	// anything is read from it: its links and states could be anything.
+	if err := s.Live.Check(); err != nil {
+		return nil, err
 	}
 	name, err := s.Live.Backend()
 	if err != nil {

@@ -106,7 +106,7 @@ func TestStatusOfLiveTree(t *testing.T) {
 	if ts.Format != 3 || !ts.Enabled || ts.Position != 1 || !ts.Current || st.Stamp != 3 {
 		t.Errorf("tree status %+v stamp %d", ts, st.Stamp)
 	}
-	want := []LiveServiceStatus{{Name: "b", Up: true}, {Name: "a", Up: false}}
+	want := []LiveServiceStatus{{Name: "b", Up: true, State: "up"}, {Name: "a", Up: false, State: "down"}}
 	if !reflect.DeepEqual(ts.Live.Services, want) {
 		t.Errorf("live %+v, want %+v (stopping b stopped a)", ts.Live.Services, want)
 	}

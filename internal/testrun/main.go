@@ -52,6 +52,12 @@ func main() {
 		os.Exit(2)
 	}
 	defer os.RemoveAll(tmp)
+	// Tests that run commands as another user need to reach their files
+	// in here, as they would in /tmp.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "testrun:", err)
+		os.Exit(2)
+	}
 	cmd := exec.Command("go", append([]string{"test", "-json"}, args...)...)
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	cmd.Stderr = os.Stderr

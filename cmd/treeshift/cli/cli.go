@@ -38,7 +38,7 @@ type Globals struct {
 	Color     bool          `short:"z" help:"Colour messages when stderr is a terminal and NO_COLOR is unset."`
 	Live      string        `short:"l" default:"${live}" help:"Live directory (absolute, inside the root)." placeholder:"LIVE"`
 	Root      string        `default:"/" help:"Prefix every path with DIR, to work on a system staged in a directory." placeholder:"DIR"`
-	Wait      time.Duration `default:"30s" help:"How long to wait for another treeshift holding the owner lock."`
+	Wait      time.Duration `default:"30s" help:"How long to wait for another treeshift holding the owner lock." placeholder:"DURATION"`
 }
 
 // CLI is the whole command line.
@@ -269,24 +269,13 @@ func newParser(c *CLI, stdout, stderr io.Writer) (*kong.Kong, error) {
 	)
 }
 
-// synopsis is 66's style of usage line, shown first by -h.
-var synopsis = map[string]string{
-	"":       "treeshift [-h] [-z] [-v verbosity] [-l live] [--root dir] command ...",
-	"update": "treeshift update [-h] [-z] [-v verbosity] [-l live] [-d] [--to version] [--json] [tree...]",
-	"plan":   "treeshift plan [-h] [--to version] [--json] [tree...]",
-	"status": "treeshift status [-h] [--json] [tree...]",
-	"enable": "treeshift enable [-h] -t tree service...",
-	"start":  "treeshift start [-h] -t tree service...",
-}
-
+// help shows 66's style of usage line first, then kong's help.
 func help(options kong.HelpOptions, ctx *kong.Context) error {
-	cmd := ""
+	s := rootSynopsis
 	if n := ctx.Selected(); n != nil {
-		cmd = n.Path()
+		s = synopsis(n, true)
 	}
-	if s, ok := synopsis[cmd]; ok {
-		fmt.Fprintf(ctx.Stdout, "%s\n\n", s)
-	}
+	fmt.Fprintf(ctx.Stdout, "%s\n\n", s)
 	return kong.DefaultHelpPrinter(options, ctx)
 }
 

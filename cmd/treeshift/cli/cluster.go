@@ -16,7 +16,7 @@ import (
 
 // ClusterCmd groups the rolling-upgrade stages.
 type ClusterCmd struct {
-	Store string `help:"The cluster state store: a directory shared by the members (required by every subcommand)." placeholder:"DIR"`
+	Store string `needed:"" help:"The cluster state store: a directory shared by the members (needed by every subcommand)." placeholder:"DIR"`
 
 	Init        ClusterInitCmd   `cmd:"" help:"Create the cluster record."`
 	Check       ClusterCheckCmd  `cmd:"" help:"Check that a stage can run, changing nothing (check setup LEAD)."`

@@ -1,0 +1,249 @@
+package livedb
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+
+	"github.com/treeshift/treeshift/internal/durable"
+)
+
+// An owner's part of the live directory is its area, LIVE/tree/UID (the
+// compiled links, service states and service directories of its trees), and
+// its scan directory, LIVE/scandir/UID. Root and every user share LIVE,
+// LIVE/tree and LIVE/scandir, so whoever controls one of those, or another
+// owner's area, controls where that owner's links and files are written.
+//
+// The rules, checked before anything is read or written there:
+//   - LIVE, LIVE/tree and LIVE/scandir are directories, not symbolic links,
+//     owned by a trusted user (root, or the owner of the --root directory,
+//     who owns everything under it anyway), and not writable by others
+//     unless they are sticky (then others can add entries, never replace
+//     or remove one they do not own);
+//   - an owner's area and scan directory are directories, not symbolic
+//     links, owned by that owner, and not writable by group or others;
+//   - the shared directories are created only by a trusted user; an area is
+//     created by its owner only where the owner may write (a sticky shared
+//     directory), or by root for the owner (scandir create --owner).
+
+// UnsafeError reports a live directory component treeshift will not use.
+type UnsafeError struct {
+	Path    string
+	Problem string
+}
+
+func (e *UnsafeError) Error() string { return e.Path + ": " + e.Problem + ": refused" }
+
+// AreaError reports an owner's area that does not exist and that the owner
+// cannot make, with the command root runs to make it.
+type AreaError struct {
+	Path string
+	UID  int
+	// Hint is the command that makes it (Dir.AreaHint).
+	Hint string
+}
+
+func (e *AreaError) Error() string {
+	msg := fmt.Sprintf("%s: no live area for uid %d, and it cannot be created by this user", e.Path, e.UID)
+	if e.Hint != "" {
+		msg += ": root creates it with: " + e.Hint
+	}
+	return msg
+}
+
+// Area is the owner's area, LIVE/tree/UID.
+func (d Dir) Area() string { return filepath.Join(d.Path, "tree", strconv.Itoa(d.UID)) }
+
+func (d Dir) shared() []string {
+	return []string{d.Path, filepath.Join(d.Path, "tree"), filepath.Join(d.Path, "scandir")}
+}
+
+func (d Dir) trusted(uid int) bool { return uid == 0 || slices.Contains(d.Trusted, uid) }
+
+// inspect returns path's owner and mode without following a link, or
+// exists false.
+func inspect(path string) (uid int, mode fs.FileMode, exists bool, err error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, 0, false, nil
+	}
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("%s: %w", path, unwrap(err))
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false, fmt.Errorf("%s: no owner information", path)
+	}
+	return int(st.Uid), fi.Mode(), true, nil
+}
+
+// checkShared checks an existing shared directory.
+func (d Dir) checkShared(path string) (exists bool, err error) {
+	uid, mode, exists, err := inspect(path)
+	if err != nil || !exists {
+		return exists, err
+	}
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		return true, &UnsafeError{path, "a symbolic link where the live directory must be a directory"}
+	case !mode.IsDir():
+		return true, &UnsafeError{path, "not a directory"}
+	case !d.trusted(uid):
+		return true, &UnsafeError{path, fmt.Sprintf("owned by uid %d, not by root", uid)}
+	case mode.Perm()&0o022 != 0 && mode&fs.ModeSticky == 0:
+		return true, &UnsafeError{path, fmt.Sprintf("writable by others (mode %04o) and not sticky", mode.Perm())}
+	}
+	return true, nil
+}
+
+// checkOwn checks an existing area or scan directory of the owner.
+func (d Dir) checkOwn(path string) (exists bool, err error) {
+	uid, mode, exists, err := inspect(path)
+	if err != nil || !exists {
+		return exists, err
+	}
+	switch {
+	case mode&fs.ModeSymlink != 0:
+		return true, &UnsafeError{path, "a symbolic link where the owner's live area must be a directory"}
+	case !mode.IsDir():
+		return true, &UnsafeError{path, "not a directory"}
+	case uid != d.UID:
+		return true, &UnsafeError{path, fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID)}
+	case mode.Perm()&0o022 != 0:
+		return true, &UnsafeError{path, fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
+	}
+	return true, nil
+}
+
+// Check verifies the components of the owner's part of the live directory
+// that exist; missing ones are fine (nothing of the owner is live).
+func (d Dir) Check() error {
+	for _, p := range d.shared() {
+		if _, err := d.checkShared(p); err != nil {
+			return err
+		}
+	}
+	for _, p := range []string{d.Area(), d.ScanDir()} {
+		if _, err := d.checkOwn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Prepare makes the owner's area ready to be written to, creating what is
+// missing where the rules allow.
+func (d Dir) Prepare() error { return d.prepare(d.Area(), filepath.Join(d.Path, "tree")) }
+
+// PrepareScan makes the owner's scan directory ready, likewise.
+func (d Dir) PrepareScan() error { return d.prepare(d.ScanDir(), filepath.Join(d.Path, "scandir")) }
+
+func (d Dir) prepare(own, parent string) error {
+	if exists, err := d.checkOwn(own); err != nil || exists {
+		if err == nil {
+			return d.Check()
+		}
+		return err
+	}
+	me := os.Getuid()
+	for _, p := range []string{d.Path, parent} {
+		exists, err := d.checkShared(p)
+		if err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		if !d.trusted(me) {
+			return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+		}
+		if p == d.Path {
+			// The live directory's own parents (a staged root's run/).
+			if err := durable.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+		}
+		if err := mkdir(p); err != nil {
+			return err
+		}
+	}
+	if me != d.UID {
+		return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+	}
+	if err := mkdir(own); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+		}
+		return err
+	}
+	_, err := d.checkOwn(own)
+	return err
+}
+
+// mkdir creates one directory, mode 0755 whatever the umask, and syncs its
+// parent. One that appeared meanwhile is left alone (never chmod'ed: it may
+// be a link someone planted) for the caller to check.
+func mkdir(p string) error {
+	if err := os.Mkdir(p, 0o755); errors.Is(err, fs.ErrExist) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("create directory %s: %w", p, unwrap(err))
+	}
+	// Created here, in a directory others cannot rename in (not writable
+	// by them, or sticky): the entry is this directory.
+	if err := os.Chmod(p, 0o755); err != nil {
+		return fmt.Errorf("chmod %s: %w", p, unwrap(err))
+	}
+	return durable.SyncDir(filepath.Dir(p))
+}
+
+// CreateArea makes the area and scan directory of user uid (primary group
+// gid), owned by the user, under root-owned shared directories: root's way
+// of letting a user's treeshift make trees live without a world-writable
+// live directory. An area that exists already must be the user's.
+func (d Dir) CreateArea(uid, gid int) error {
+	if os.Getuid() != 0 {
+		return fmt.Errorf("only root creates live areas for other users")
+	}
+	u := Dir{Path: d.Path, UID: uid, Trusted: d.Trusted}
+	for _, p := range u.shared() {
+		exists, err := u.checkShared(p)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			if p == d.Path {
+				if err := durable.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					return err
+				}
+			}
+			if err := mkdir(p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range []string{u.Area(), u.ScanDir()} {
+		exists, err := u.checkOwn(p)
+		if err != nil {
+			return err
+		}
+		if exists {
+			continue
+		}
+		if err := mkdir(p); err != nil {
+			return err
+		}
+		if _, mode, _, err := inspect(p); err != nil || mode&fs.ModeSymlink != 0 || !mode.IsDir() {
+			return &UnsafeError{p, "replaced while being created"}
+		}
+		if err := os.Lchown(p, uid, gid); err != nil {
+			return fmt.Errorf("chown %s: %w", p, unwrap(err))
+		}
+	}
+	return nil
+}
