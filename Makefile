@@ -46,7 +46,7 @@ bench: build
 FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 3s
 fuzz:
 	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzOpen$$' ./internal/cdb
-	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./frontend
+	$(GO) test $(FUZZFLAGS) -fuzz '^FuzzParse$$' ./internal/frontend
 	for f in FuzzV1 FuzzV2 FuzzV3; do \
 		$(GO) test $(FUZZFLAGS) -fuzz "^$$f\$$" ./format || exit 1; \
 	done

@@ -23,9 +23,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/migrate"
-	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/system"
 	"github.com/treeshift/treeshift/update"
 )

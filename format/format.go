@@ -17,7 +17,7 @@ import (
 	"testing/fstest"
 
 	"github.com/treeshift/treeshift/internal/fserr"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // File is one file of an encoded tree.

@@ -10,8 +10,8 @@ import (
 	"testing/fstest"
 
 	"github.com/treeshift/treeshift/internal/cdb"
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/treetest"
-	"github.com/treeshift/treeshift/model"
 )
 
 func encode(t testing.TB, c Codec, tr *model.Tree) fstest.MapFS {

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // v1 is the line-based text format: a meta file, one resolve file per service

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // v2 stores one JSON document per tree, and one for the compiled index, each

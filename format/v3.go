@@ -11,7 +11,7 @@ import (
 	"strconv"
 
 	"github.com/treeshift/treeshift/internal/cdb"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // v3 stores the tree and its index as constant databases (cdb), the format

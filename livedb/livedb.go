@@ -20,7 +20,7 @@ import (
 
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // Dir is one owner's part of a live directory.

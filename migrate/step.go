@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"reflect"
 
-	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/compile"
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/system"
 	"github.com/treeshift/treeshift/tree"
 )

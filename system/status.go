@@ -4,8 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/livedb"
-	"github.com/treeshift/treeshift/model"
 	"github.com/treeshift/treeshift/tree"
 )
 

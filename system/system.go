@@ -13,17 +13,17 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
-	"github.com/treeshift/treeshift/frontend"
+	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/internal/frontend"
 	"github.com/treeshift/treeshift/internal/fserr"
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/internal/suggest"
+	"github.com/treeshift/treeshift/internal/supervisor"
+	"github.com/treeshift/treeshift/internal/supervisor/s6"
 	"github.com/treeshift/treeshift/livedb"
-	"github.com/treeshift/treeshift/model"
-	"github.com/treeshift/treeshift/supervisor"
-	"github.com/treeshift/treeshift/supervisor/s6"
 	"github.com/treeshift/treeshift/tree"
 )
 

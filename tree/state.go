@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/internal/durable"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // State is the owner-wide part of the system directory: what no single tree

@@ -20,11 +20,11 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/treeshift/treeshift/compile"
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/fserr"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 const (

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/treeshift/treeshift/supervisor/s6"
+	"github.com/treeshift/treeshift/internal/supervisor/s6"
 )
 
 // s6Root stages a root whose services are harmless sleepers, three v1

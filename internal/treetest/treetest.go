@@ -7,8 +7,8 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/treeshift/treeshift/compile"
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/compile"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // Sample returns a tree with every service type, dependencies, a bundle, a

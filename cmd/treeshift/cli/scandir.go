@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/treeshift/treeshift/supervisor/s6"
+	"github.com/treeshift/treeshift/internal/supervisor/s6"
 	"github.com/treeshift/treeshift/system"
 )
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 func tree(svcs ...model.Service) *model.Tree {

@@ -10,7 +10,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // Dir is the compiled database's directory inside a tree directory.

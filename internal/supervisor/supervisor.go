@@ -5,8 +5,8 @@
 package supervisor
 
 import (
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/livedb"
-	"github.com/treeshift/treeshift/model"
 )
 
 // State is the live state of one service.

@@ -21,10 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/suggest"
+	"github.com/treeshift/treeshift/internal/supervisor"
 	"github.com/treeshift/treeshift/livedb"
-	"github.com/treeshift/treeshift/model"
-	"github.com/treeshift/treeshift/supervisor"
 )
 
 // Programs are the s6 and execline programs the backend runs.

@@ -12,7 +12,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 // Error is a syntax or content error at a line of a definition file.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/treeshift/treeshift/model"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
 const ntpd = `# time daemon
