@@ -3,8 +3,9 @@
 // order (setup, preinstall, install on the lead member, postinstall, roll of
 // the other members, switch of the active version, clean), tagged copies so
 // members can be put back, quorum kept while members roll, and a record of
-// every stage so an interrupted one is seen and resumed. Every change of
-// format goes through the update and migrate packages.
+// every stage so an interrupted one is seen and resumed. Every change of a
+// member's trees — a change of format, a restore from a tagged copy, the
+// stamp — goes through the member's migrate.Engine, journaled and verified.
 package cluster
 
 import (
@@ -26,8 +27,6 @@ import (
 	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/migrate"
-	"github.com/treeshift/treeshift/system"
-	"github.com/treeshift/treeshift/update"
 )
 
 // Stages, in order. Idle is no upgrade under way.
@@ -96,6 +95,12 @@ type Cluster struct {
 	// Suggest writes the cluster command ARGS as a user must run it (with
 	// --store), for messages; nil writes "treeshift cluster ARGS".
 	Suggest func(args ...string) string
+	// Live and Wait are the members' live directory (-l) and how long a
+	// stage waits for a member's owner lock (--wait); Report receives what
+	// the members' engines do.
+	Live   string
+	Wait   time.Duration
+	Report migrate.Reporter
 }
 
 func (c *Cluster) cmd(args ...string) string {
@@ -193,8 +198,8 @@ func (st *State) unrolled() []string {
 	return out
 }
 
-// system opens a member's trees.
-func (c *Cluster) system(m *Member) (*system.System, error) {
+// engine opens a member's system.
+func (c *Cluster) engine(m *Member) (*migrate.Engine, error) {
 	getenv := c.Getenv
 	if getenv == nil {
 		getenv = os.Getenv
@@ -203,16 +208,31 @@ func (c *Cluster) system(m *Member) (*system.System, error) {
 	if err != nil {
 		return nil, err
 	}
-	return system.New(o, owner.DefaultLive)
+	e, err := migrate.Open(o, migrate.Options{Live: c.Live, Wait: c.wait(), Report: c.Report})
+	if err != nil {
+		return nil, fmt.Errorf("member %s: %w", m.ID, err)
+	}
+	return e, nil
 }
 
-func (c *Cluster) shared() (*system.System, error) {
-	return c.system(&Member{ID: "shared", Root: c.Store.SharedRoot()})
+func (c *Cluster) shared() (*migrate.Engine, error) {
+	root := c.Store.SharedRoot()
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	return c.engine(&Member{ID: "shared", Root: root})
+}
+
+func (c *Cluster) wait() time.Duration {
+	if c.Wait == 0 {
+		return 30 * time.Second
+	}
+	return c.Wait
 }
 
 // transaction runs fn on the record under the store's lock and saves it.
 func (c *Cluster) transaction(fn func(st *State) error) error {
-	unlock, err := c.Store.Lock(30 * time.Second)
+	unlock, err := c.Store.Lock(c.wait())
 	if err != nil {
 		return err
 	}
@@ -249,7 +269,7 @@ type InitOptions struct {
 
 // Init creates the cluster record and the shared trees.
 func (c *Cluster) Init(o InitOptions) error {
-	unlock, err := c.Store.Lock(30 * time.Second)
+	unlock, err := c.Store.Lock(c.wait())
 	if err != nil {
 		return err
 	}
@@ -258,21 +278,21 @@ func (c *Cluster) Init(o InitOptions) error {
 		return refuse("a cluster record exists already")
 	}
 	if len(o.Members) == 0 {
-		return &system.UsageError{Err: fmt.Errorf("a cluster needs members: --member ID=ROOT[:VOTES]")}
+		return &migrate.UsageError{Err: fmt.Errorf("a cluster needs members: --member ID=ROOT[:VOTES]")}
 	}
 	seen := map[string]bool{}
 	for _, m := range o.Members {
 		if err := model.CheckName(m.ID); err != nil {
-			return &system.UsageError{Err: fmt.Errorf("member id: %v", err)}
+			return &migrate.UsageError{Err: fmt.Errorf("member id: %v", err)}
 		}
 		if seen[m.ID] {
-			return &system.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
+			return &migrate.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
 		}
 		seen[m.ID] = true
 	}
 	st := &State{Schema: 1, Members: o.Members, QuorumVote: o.QuorumVote, Active: o.Active}
 	for i := range st.Members {
-		s, err := c.system(&st.Members[i])
+		s, err := c.engine(&st.Members[i])
 		if err != nil {
 			return err
 		}
@@ -300,7 +320,13 @@ func (c *Cluster) Init(o InitOptions) error {
 		return err
 	}
 	if ok, _ := sh.Store.Exists("cluster"); !ok {
-		if err := sh.CreateTree("cluster", system.CreateOptions{Format: st.Active, Enable: true}); err != nil {
+		unlock, err := sh.Lock(true)
+		if err != nil {
+			return err
+		}
+		err = sh.CreateTree("cluster", migrate.CreateOptions{Format: st.Active, Enable: true})
+		unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -319,7 +345,7 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 		return nil, err
 	}
 	if st.member(lead) == nil {
-		return nil, &system.UsageError{Err: fmt.Errorf("no member %s", lead)}
+		return nil, &migrate.UsageError{Err: fmt.Errorf("no member %s", lead)}
 	}
 	if err := st.expect(Setup); err != nil {
 		return nil, err
@@ -327,13 +353,13 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 	var problems []string
 	r := migrate.Default()
 	if r.Version(to) == nil {
-		return nil, &system.UsageError{Err: fmt.Errorf("unknown format version %d", to)}
+		return nil, &migrate.UsageError{Err: fmt.Errorf("unknown format version %d", to)}
 	}
 	for i := range st.Members {
 		m := &st.Members[i]
-		s, err := c.system(m)
+		s, err := c.engine(m)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
+			problems = append(problems, err.Error())
 			continue
 		}
 		names, err := s.Store.Names()
@@ -341,9 +367,8 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
 			continue
 		}
-		mig := &migrate.Migrator{Sys: s, Registry: r}
 		for _, n := range names {
-			p, err := mig.Plan(n, to)
+			p, err := s.Plan(n, to)
 			switch {
 			case err != nil:
 				problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
@@ -351,7 +376,7 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 				problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, &migrate.RefusedError{Plan: p}))
 			}
 		}
-		need, err := dirSize(s.Store.Dir)
+		need, err := dirSize(s.Host(s.Store.Dir))
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
 			continue
@@ -398,14 +423,14 @@ func (c *Cluster) SetupStage(lead string, to int) error {
 		}
 		for i := range st.Members {
 			m := &st.Members[i]
-			s, err := c.system(m)
+			s, err := c.engine(m)
 			if err != nil {
 				return err
 			}
-			if err := s.Store.Tag(st.Active); err != nil {
+			if err := s.Tag(st.Active); err != nil {
 				return fmt.Errorf("member %s: %w", m.ID, err)
 			}
-			c.say("member %s: tagged copy %s", m.ID, s.Owner.Inside(s.Store.TagDir(st.Active)))
+			c.say("member %s: tagged copy %s", m.ID, s.Store.TagDir(st.Active))
 			st.record(Setup, "finish", m.ID)
 		}
 		return nil
@@ -416,7 +441,7 @@ func (c *Cluster) SetupStage(lead string, to int) error {
 func (c *Cluster) PreinstallStage() error {
 	return c.stage(Preinstall, func(st *State) error {
 		m := st.member(st.Lead)
-		s, err := c.system(m)
+		s, err := c.engine(m)
 		if err != nil {
 			return err
 		}
@@ -431,9 +456,9 @@ func (c *Cluster) PreinstallStage() error {
 
 // verifyTagged checks that every tree has a tagged copy that decodes to the
 // same tree.
-func verifyTagged(s *system.System, v int) error {
+func verifyTagged(s *migrate.Engine, v int) error {
 	if !s.Store.HasTag(v) {
-		return fmt.Errorf("no tagged copy at %s", s.Store.TagDir(v))
+		return fmt.Errorf("no tagged copy at %s", s.Host(s.Store.TagDir(v)))
 	}
 	tagged := s.Store.Tagged(v)
 	names, err := s.Store.Names()
@@ -456,43 +481,16 @@ func verifyTagged(s *system.System, v int) error {
 	return nil
 }
 
-// locked opens a member's trees and holds its owner lock while fn runs, as
-// every treeshift command that changes trees does.
-func (c *Cluster) locked(m *Member, fn func(s *system.System) error) error {
-	s, err := c.system(m)
-	if err != nil {
-		return err
-	}
-	l, err := s.Lock(30 * time.Second)
-	if err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
-	}
-	defer l.Unlock()
-	return fn(s)
-}
-
-// transition moves one member's trees to version to with update's code.
+// transition moves one member's trees to version to, through the member's
+// engine: recovery of an interrupted run first, then the journaled
+// transition, then the stamp.
 func (c *Cluster) transition(m *Member, to int) error {
-	return c.locked(m, func(s *system.System) error { return c.transitionLocked(s, m, to) })
-}
-
-func (c *Cluster) transitionLocked(s *system.System, m *Member, to int) error {
-	u := &update.Updater{Sys: s, Registry: migrate.Default()}
-	if _, err := u.Recover(); err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
-	}
-	names, err := s.Ordered()
+	s, err := c.engine(m)
 	if err != nil {
 		return err
 	}
-	var bad []string
-	for _, r := range u.Run(names, to) {
-		if r.Error != "" {
-			bad = append(bad, r.Error)
-		}
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("member %s: %s", m.ID, strings.Join(bad, "; "))
+	if _, err := s.Update(nil, to); err != nil {
+		return fmt.Errorf("member %s: %w", m.ID, err)
 	}
 	return nil
 }
@@ -531,11 +529,11 @@ func (c *Cluster) PostinstallStage() error {
 // healthy checks that every tree of a member is at version v, decodes, has
 // no interrupted transition, and that its live links resolve.
 func (c *Cluster) healthy(m *Member, v int) error {
-	s, err := c.system(m)
+	s, err := c.engine(m)
 	if err != nil {
 		return err
 	}
-	if p, err := update.Pending(s); err != nil || len(p) > 0 {
+	if p, err := s.Pending(); err != nil || len(p) > 0 {
 		return fmt.Errorf("member %s: an interrupted update of %v: %v", m.ID, p, err)
 	}
 	st, err := s.Status(nil)
@@ -586,7 +584,7 @@ func (c *Cluster) RollStage(ids []string, parallel bool) error {
 			m := st.member(id)
 			switch {
 			case m == nil:
-				return &system.UsageError{Err: fmt.Errorf("no member %s", id)}
+				return &migrate.UsageError{Err: fmt.Errorf("no member %s", id)}
 			case id == st.Lead:
 				return refuse("member %s is the lead: it was upgraded by the install stage", id)
 			case m.Rolled:
@@ -666,15 +664,8 @@ func (c *Cluster) SwitchStage() error {
 		if err != nil {
 			return err
 		}
-		names, err := sh.Store.Names()
-		if err != nil {
-			return err
-		}
-		m := &migrate.Migrator{Sys: sh, Registry: migrate.Default()}
-		for _, n := range names {
-			if _, err := m.Migrate(n, st.New); err != nil {
-				return fmt.Errorf("shared tree %s: %w", n, err)
-			}
+		if _, err := sh.Update(nil, st.New); err != nil {
+			return fmt.Errorf("shared trees: %w", err)
 		}
 		from := st.Active
 		st.Active = st.New
@@ -692,11 +683,11 @@ func (c *Cluster) CleanStage() error {
 		}
 		for i := range st.Members {
 			m := &st.Members[i]
-			s, err := c.system(m)
+			s, err := c.engine(m)
 			if err != nil {
 				return err
 			}
-			if err := s.Store.Untag(st.Old); err != nil {
+			if err := s.Untag(st.Old); err != nil {
 				return err
 			}
 			m.Rolled = false
@@ -746,11 +737,11 @@ func (c *Cluster) Undo(stage, member string) error {
 			st.Stage = Setup
 		case Setup:
 			for i := range st.Members {
-				s, err := c.system(&st.Members[i])
+				s, err := c.engine(&st.Members[i])
 				if err != nil {
 					return err
 				}
-				if err := s.Store.Untag(st.Active); err != nil {
+				if err := s.Untag(st.Active); err != nil {
 					return err
 				}
 			}
@@ -774,40 +765,18 @@ func (st *State) rolledOthers() []string {
 	return out
 }
 
-// restore puts a member's trees back as its tagged copy holds them: each
-// tree's tagged generation becomes current again, its live link moves to
-// it, and the generations it replaced are collected.
+// restore puts a member's trees back as its tagged copy of version v holds
+// them, through the member's engine: a journaled transition back to each
+// tree's tagged generation, verified, with the stamp moved back to v.
 func (c *Cluster) restore(m *Member, v int) error {
-	return c.locked(m, func(s *system.System) error { return c.restoreLocked(s, m, v) })
-}
-
-func (c *Cluster) restoreLocked(s *system.System, m *Member, v int) error {
-	if p, err := update.Pending(s); err != nil || len(p) > 0 {
-		return fmt.Errorf("member %s: the update of tree(s) %v was interrupted: run %s first (%v)", m.ID, p, s.Suggest.Cmd("update"), err)
-	}
-	tagged := s.Store.Tagged(v)
-	names, err := tagged.Names()
+	s, err := c.engine(m)
 	if err != nil {
 		return err
 	}
-	for _, n := range names {
-		t, err := s.Store.Restore(v, n)
-		if err != nil {
-			return fmt.Errorf("member %s: %w", m.ID, err)
-		}
-		lt := s.Live.Tree(n)
-		if live, err := lt.Initialized(); err != nil {
-			return err
-		} else if live {
-			if err := lt.Link(t.CompiledDir()); err != nil {
-				return err
-			}
-		}
-		if err := s.Collect(n); err != nil {
-			return err
-		}
+	if _, err := s.Restore(v); err != nil {
+		return fmt.Errorf("member %s: %w", m.ID, err)
 	}
-	c.say("member %s: restored from %s", m.ID, s.Owner.Inside(s.Store.TagDir(v)))
+	c.say("member %s: restored from %s", m.ID, s.Store.TagDir(v))
 	return nil
 }
 

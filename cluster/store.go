@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/natefinch/atomic"
 )
 
 // Store keeps the cluster record where every member can reach it. The
@@ -55,7 +56,7 @@ func (d DirStore) path() string { return filepath.Join(d.Dir, "cluster.json") }
 func (d DirStore) SharedRoot() string { return filepath.Join(d.Dir, "shared") }
 
 func (d DirStore) Lock(wait time.Duration) (func(), error) {
-	if err := durable.MkdirAll(d.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return nil, err
 	}
 	p := filepath.Join(d.Dir, "lock")
@@ -97,8 +98,20 @@ func (d DirStore) Save(st *State) error {
 	if err != nil {
 		return err
 	}
-	if err := durable.MkdirAll(d.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
 		return err
 	}
-	return durable.WriteFile(d.path(), append(b, '\n'), 0o644)
+	// The store is a directory of the operator's choosing, not one of
+	// treeshift's own: natefinch/atomic writes the record (a temporary
+	// file, fsynced, renamed over it), and the directory is synced so the
+	// rename survives a crash.
+	if err := atomic.WriteFile(d.path(), bytes.NewReader(append(b, '\n'))); err != nil {
+		return fmt.Errorf("write %s: %w", d.path(), err)
+	}
+	dir, err := os.Open(d.Dir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
 }

@@ -5,19 +5,19 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strconv"
-	"syscall"
 
 	"github.com/treeshift/treeshift/internal/durable"
 )
 
 // An owner's part of the live directory is its area, LIVE/tree/UID (the
-// compiled links, service states and service directories of its trees), and
-// its scan directory, LIVE/scandir/UID. Root and every user share LIVE,
-// LIVE/tree and LIVE/scandir, so whoever controls one of those, or another
-// owner's area, controls where that owner's links and files are written.
+// compiled links, service states and service directories of its trees, and
+// its supervisor record), and its scan directory, LIVE/scandir/UID. Root and
+// every user share LIVE, LIVE/tree and LIVE/scandir, so whoever controls one
+// of those, or another owner's area, controls where that owner's links and
+// files are written.
 //
 // The rules, checked before anything is read or written there:
 //   - LIVE, LIVE/tree and LIVE/scandir are directories, not symbolic links,
@@ -57,65 +57,65 @@ func (e *AreaError) Error() string {
 }
 
 // Area is the owner's area, LIVE/tree/UID.
-func (d Dir) Area() string { return filepath.Join(d.Path, "tree", strconv.Itoa(d.UID)) }
+func (d Dir) Area() string { return path.Join(d.Path, TreeName, strconv.Itoa(d.UID)) }
 
 func (d Dir) shared() []string {
-	return []string{d.Path, filepath.Join(d.Path, "tree"), filepath.Join(d.Path, "scandir")}
+	return []string{d.Path, path.Join(d.Path, TreeName), path.Join(d.Path, ScanName)}
 }
 
 func (d Dir) trusted(uid int) bool { return uid == 0 || slices.Contains(d.Trusted, uid) }
 
-// inspect returns path's owner and mode without following a link, or
-// exists false.
-func inspect(path string) (uid int, mode fs.FileMode, exists bool, err error) {
-	fi, err := os.Lstat(path)
+// inspect returns p's owner and mode without following a link, or exists
+// false.
+func (d Dir) inspect(p string) (uid int, mode fs.FileMode, exists bool, err error) {
+	fi, err := d.FS.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, 0, false, nil
 	}
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("%s: %w", path, unwrap(err))
+		return 0, 0, false, err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, ok := durable.Owner(fi)
 	if !ok {
-		return 0, 0, false, fmt.Errorf("%s: no owner information", path)
+		return 0, 0, false, fmt.Errorf("%s: no owner information", d.Host(p))
 	}
-	return int(st.Uid), fi.Mode(), true, nil
+	return uid, fi.Mode(), true, nil
 }
 
 // checkShared checks an existing shared directory.
-func (d Dir) checkShared(path string) (exists bool, err error) {
-	uid, mode, exists, err := inspect(path)
+func (d Dir) checkShared(p string) (exists bool, err error) {
+	uid, mode, exists, err := d.inspect(p)
 	if err != nil || !exists {
 		return exists, err
 	}
 	switch {
 	case mode&fs.ModeSymlink != 0:
-		return true, &UnsafeError{path, "a symbolic link where the live directory must be a directory"}
+		return true, &UnsafeError{d.Host(p), "a symbolic link where the live directory must be a directory"}
 	case !mode.IsDir():
-		return true, &UnsafeError{path, "not a directory"}
+		return true, &UnsafeError{d.Host(p), "not a directory"}
 	case !d.trusted(uid):
-		return true, &UnsafeError{path, fmt.Sprintf("owned by uid %d, not by root", uid)}
+		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by root", uid)}
 	case mode.Perm()&0o022 != 0 && mode&fs.ModeSticky == 0:
-		return true, &UnsafeError{path, fmt.Sprintf("writable by others (mode %04o) and not sticky", mode.Perm())}
+		return true, &UnsafeError{d.Host(p), fmt.Sprintf("writable by others (mode %04o) and not sticky", mode.Perm())}
 	}
 	return true, nil
 }
 
 // checkOwn checks an existing area or scan directory of the owner.
-func (d Dir) checkOwn(path string) (exists bool, err error) {
-	uid, mode, exists, err := inspect(path)
+func (d Dir) checkOwn(p string) (exists bool, err error) {
+	uid, mode, exists, err := d.inspect(p)
 	if err != nil || !exists {
 		return exists, err
 	}
 	switch {
 	case mode&fs.ModeSymlink != 0:
-		return true, &UnsafeError{path, "a symbolic link where the owner's live area must be a directory"}
+		return true, &UnsafeError{d.Host(p), "a symbolic link where the owner's live area must be a directory"}
 	case !mode.IsDir():
-		return true, &UnsafeError{path, "not a directory"}
+		return true, &UnsafeError{d.Host(p), "not a directory"}
 	case uid != d.UID:
-		return true, &UnsafeError{path, fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID)}
+		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID)}
 	case mode.Perm()&0o022 != 0:
-		return true, &UnsafeError{path, fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
+		return true, &UnsafeError{d.Host(p), fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
 	}
 	return true, nil
 }
@@ -138,10 +138,10 @@ func (d Dir) Check() error {
 
 // Prepare makes the owner's area ready to be written to, creating what is
 // missing where the rules allow.
-func (d Dir) Prepare() error { return d.prepare(d.Area(), filepath.Join(d.Path, "tree")) }
+func (d Dir) Prepare() error { return d.prepare(d.Area(), path.Join(d.Path, TreeName)) }
 
 // PrepareScan makes the owner's scan directory ready, likewise.
-func (d Dir) PrepareScan() error { return d.prepare(d.ScanDir(), filepath.Join(d.Path, "scandir")) }
+func (d Dir) PrepareScan() error { return d.prepare(d.ScanDir(), path.Join(d.Path, ScanName)) }
 
 func (d Dir) prepare(own, parent string) error {
 	if exists, err := d.checkOwn(own); err != nil || exists {
@@ -160,24 +160,27 @@ func (d Dir) prepare(own, parent string) error {
 			continue
 		}
 		if !d.trusted(me) {
-			return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+			return &AreaError{Path: d.Host(own), UID: d.UID, Hint: d.AreaHint}
 		}
 		if p == d.Path {
 			// The live directory's own parents (a staged root's run/).
-			if err := durable.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			if err := durable.MkdirAll(d.FS, path.Dir(p), 0o755, true); err != nil {
 				return err
 			}
 		}
-		if err := mkdir(p); err != nil {
+		if err := d.mkdir(p); err != nil {
+			return err
+		}
+		if _, err := d.checkShared(p); err != nil {
 			return err
 		}
 	}
 	if me != d.UID {
-		return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+		return &AreaError{Path: d.Host(own), UID: d.UID, Hint: d.AreaHint}
 	}
-	if err := mkdir(own); err != nil {
+	if err := d.mkdir(own); err != nil {
 		if errors.Is(err, fs.ErrPermission) {
-			return &AreaError{Path: own, UID: d.UID, Hint: d.AreaHint}
+			return &AreaError{Path: d.Host(own), UID: d.UID, Hint: d.AreaHint}
 		}
 		return err
 	}
@@ -186,20 +189,14 @@ func (d Dir) prepare(own, parent string) error {
 }
 
 // mkdir creates one directory, mode 0755 whatever the umask, and syncs its
-// parent. One that appeared meanwhile is left alone (never chmod'ed: it may
-// be a link someone planted) for the caller to check.
-func mkdir(p string) error {
-	if err := os.Mkdir(p, 0o755); errors.Is(err, fs.ErrExist) {
+// parent. One that appeared meanwhile is left for the caller to check.
+func (d Dir) mkdir(p string) error {
+	if err := d.FS.Mkdir(p, 0o755); errors.Is(err, fs.ErrExist) {
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("create directory %s: %w", p, unwrap(err))
+		return err
 	}
-	// Created here, in a directory others cannot rename in (not writable
-	// by them, or sticky): the entry is this directory.
-	if err := os.Chmod(p, 0o755); err != nil {
-		return fmt.Errorf("chmod %s: %w", p, unwrap(err))
-	}
-	return durable.SyncDir(filepath.Dir(p))
+	return d.FS.SyncDir(path.Dir(p))
 }
 
 // CreateArea makes the area and scan directory of user uid (primary group
@@ -210,7 +207,8 @@ func (d Dir) CreateArea(uid, gid int) error {
 	if os.Getuid() != 0 {
 		return fmt.Errorf("only root creates live areas for other users")
 	}
-	u := Dir{Path: d.Path, UID: uid, Trusted: d.Trusted}
+	u := d
+	u.UID = uid
 	for _, p := range u.shared() {
 		exists, err := u.checkShared(p)
 		if err != nil {
@@ -218,11 +216,11 @@ func (d Dir) CreateArea(uid, gid int) error {
 		}
 		if !exists {
 			if p == d.Path {
-				if err := durable.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				if err := durable.MkdirAll(d.FS, path.Dir(p), 0o755, true); err != nil {
 					return err
 				}
 			}
-			if err := mkdir(p); err != nil {
+			if err := u.mkdir(p); err != nil {
 				return err
 			}
 		}
@@ -230,19 +228,21 @@ func (d Dir) CreateArea(uid, gid int) error {
 	for _, p := range []string{u.Area(), u.ScanDir()} {
 		exists, err := u.checkOwn(p)
 		if err != nil {
-			return err
-		}
-		if exists {
+			// Made by root and not yet given away: an earlier
+			// interrupted run; anything else is refused.
+			if owner, mode, _, ierr := u.inspect(p); ierr != nil || owner != 0 || !mode.IsDir() {
+				return err
+			}
+		} else if exists {
 			continue
-		}
-		if err := mkdir(p); err != nil {
+		} else if err := u.mkdir(p); err != nil {
 			return err
 		}
-		if _, mode, _, err := inspect(p); err != nil || mode&fs.ModeSymlink != 0 || !mode.IsDir() {
-			return &UnsafeError{p, "replaced while being created"}
+		if err := d.FS.Chown(p, uid, gid); err != nil {
+			return err
 		}
-		if err := os.Lchown(p, uid, gid); err != nil {
-			return fmt.Errorf("chown %s: %w", p, unwrap(err))
+		if _, err := u.checkOwn(p); err != nil {
+			return err
 		}
 	}
 	return nil

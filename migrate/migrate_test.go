@@ -3,7 +3,6 @@ package migrate
 import (
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
@@ -16,11 +15,11 @@ import (
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/internal/treetest"
-	"github.com/treeshift/treeshift/system"
 )
 
-// newSystem stages a root holding the testscripts' service definitions.
-func newSystem(t *testing.T) *system.System {
+// newEngine stages a root holding the testscripts' service definitions and
+// opens root's engine on it, with opts.
+func newEngine(t *testing.T, opts ...func(*Options)) *Engine {
 	t.Helper()
 	root := t.TempDir()
 	dst := filepath.Join(root, "etc/treeshift/service")
@@ -34,15 +33,25 @@ func newSystem(t *testing.T) *system.System {
 		b, _ := os.ReadFile(filepath.Join(src, e.Name()))
 		os.WriteFile(filepath.Join(dst, e.Name()), b, 0o644)
 	}
+	return reopen(t, root, opts...)
+}
+
+// reopen opens root's engine of root with opts, as another run would.
+func reopen(t *testing.T, root string, opts ...func(*Options)) *Engine {
+	t.Helper()
 	o, err := owner.ForUID(0, root, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := system.New(o, owner.DefaultLive)
+	var op Options
+	for _, f := range opts {
+		f(&op)
+	}
+	e, err := Open(o, op)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return e
 }
 
 func must(t *testing.T, err error) {
@@ -54,22 +63,29 @@ func must(t *testing.T, err error) {
 
 // stage builds a live tree "t" in format v with services up, next to an
 // enabled neighbour so start positions matter.
-func stage(t *testing.T, s *system.System, v int) {
-	must(t, s.CreateTree("first", system.CreateOptions{Format: 3, Enable: true}))
-	must(t, s.CreateTree("t", system.CreateOptions{Format: v, Enable: true, Current: true, Allow: []string{"root", "alice"}}))
+func stage(t *testing.T, s *Engine, v int) {
+	must(t, s.CreateTree("first", CreateOptions{Format: v, Enable: true}))
+	must(t, s.CreateTree("t", CreateOptions{Format: v, Enable: true, Current: true, Allow: []string{"root", "alice"}}))
 	must(t, s.EnableServices("t", []string{"net", "mount-run"}))
 	must(t, s.Init("t"))
 	must(t, s.Start("t", []string{"sshd"}))
 }
 
-// statusWithoutFormat is status --json of the owner, the tree formats and
-// the format stamp blanked: what a migration must leave identical.
-func statusWithoutFormat(t *testing.T, s *system.System) string {
+// statusAt is status --json of the owner after checking that the stamp and
+// every tree are in format v; the formats are then set to 0, the one
+// difference a transition makes, so the rest can be compared whole.
+func statusAt(t *testing.T, s *Engine, v int) string {
 	t.Helper()
 	st, err := s.Status(nil)
 	must(t, err)
+	if st.Stamp != v {
+		t.Errorf("stamp %d, want %d", st.Stamp, v)
+	}
 	st.Stamp = 0
 	for i := range st.Trees {
+		if st.Trees[i].Format != v {
+			t.Errorf("tree %s in format %d, want %d", st.Trees[i].Name, st.Trees[i].Format, v)
+		}
 		st.Trees[i].Format = 0
 	}
 	b, _ := json.MarshalIndent(st, "", " ")
@@ -78,13 +94,16 @@ func statusWithoutFormat(t *testing.T, s *system.System) string {
 
 // settle brings the tree into a condition every hop of p allows, the way an
 // administrator would follow the advice.
-func settle(t *testing.T, s *system.System, p *Plan) {
+func settle(t *testing.T, s *Engine, p *Plan) {
 	for _, h := range p.Hops {
+		if h.Satisfied {
+			continue
+		}
 		switch h.Tunability {
 		case WhenUnmonitored, WhenOffline:
 			must(t, s.Stop(p.Tree, []string{"mount-run"}))
 		case WhenDisabled:
-			must(t, s.SetTree(p.Tree, system.DisableTree(p.Tree)))
+			must(t, s.SetTree(p.Tree, DisableTree(p.Tree)))
 		case WhenUnmanaged:
 			must(t, s.Stop(p.Tree, []string{"mount-run"}))
 			must(t, s.Uninit(p.Tree))
@@ -96,32 +115,30 @@ func TestEveryPairOfVersions(t *testing.T) {
 	for _, a := range format.All() {
 		for _, b := range format.All() {
 			t.Run(fmt.Sprintf("%d-to-%d", a.Version(), b.Version()), func(t *testing.T) {
-				s := newSystem(t)
+				s := newEngine(t)
 				stage(t, s, a.Version())
-				m := &Migrator{Sys: s, Registry: Default()}
-				p, err := m.Plan("t", b.Version())
+				plans, err := s.Plans(nil, b.Version())
 				must(t, err)
-				settle(t, s, p)
-				before := statusWithoutFormat(t, s)
-				if _, err := m.Migrate("t", b.Version()); err != nil {
+				for _, p := range plans {
+					settle(t, s, p)
+				}
+				before := statusAt(t, s, a.Version())
+				if _, err := s.Update(nil, b.Version()); err != nil {
 					t.Fatal(err)
+				}
+				if after := statusAt(t, s, b.Version()); after != before {
+					t.Errorf("status changed beyond the format:\nbefore %s\nafter  %s", before, after)
 				}
 				tr, err := s.Load("t")
 				must(t, err)
-				if tr.Format != b.Version() {
-					t.Fatalf("tree in format %d after migrating to %d", tr.Format, b.Version())
-				}
-				if after := statusWithoutFormat(t, s); after != before {
-					t.Errorf("status changed beyond the format:\nbefore %s\nafter  %s", before, after)
-				}
 				gens, _ := s.Store.Generations("t")
 				if len(gens) != 1 || gens[0] != tr.Gen {
 					t.Errorf("generations left: %v (current %d)", gens, tr.Gen)
 				}
 				// Re-running is a no-op.
-				p2, err := m.Migrate("t", b.Version())
-				if err != nil || len(p2.Hops) != 0 {
-					t.Errorf("second migrate: %+v %v", p2, err)
+				r, err := s.Update(nil, b.Version())
+				if err != nil || r.Trees[1].Outcome != Unchanged {
+					t.Errorf("second update: %+v %v", r, err)
 				}
 			})
 		}
@@ -129,20 +146,21 @@ func TestEveryPairOfVersions(t *testing.T) {
 }
 
 func TestRefusedBeforeAnyChange(t *testing.T) {
-	s := newSystem(t)
+	s := newEngine(t)
 	stage(t, s, 3)
+	unlock, err := s.Lock(true)
+	must(t, err)
+	unlock()
 	root := s.Owner.Root
 	before := snapshot(t, root)
-	m := &Migrator{Sys: s, Registry: Default()}
-	_, err := m.Migrate("t", 1)
-	var re *RefusedError
-	if !errors.As(err, &re) {
-		t.Fatalf("got %v, want a refusal", err)
+	r, err := s.Update([]string{"t"}, 1)
+	if err == nil || r.Trees[0].Outcome != Refused {
+		t.Fatalf("got %+v, %v, want a refusal", r, err)
 	}
 	// The command suggested acts on the same root.
 	want := "tree t: format 3 to 1 is WHEN_OFFLINE: stop services mount-run syslogd sshd of tree t: treeshift --root " + root + " stop -t t mount-run syslogd sshd"
-	if err.Error() != want {
-		t.Errorf("refusal %q\nwant     %q", err, want)
+	if r.Trees[0].Error != want {
+		t.Errorf("refusal %q\nwant     %q", r.Trees[0].Error, want)
 	}
 	if after := snapshot(t, root); after != before {
 		t.Errorf("a refused migration changed files:\n%s", diff(before, after))
@@ -150,11 +168,10 @@ func TestRefusedBeforeAnyChange(t *testing.T) {
 }
 
 func TestAtCreationPrintsRecreateCommands(t *testing.T) {
-	s := newSystem(t)
+	s := newEngine(t)
 	stage(t, s, 1)
-	r, _ := ParseRegistry("version 1\nversion 2\nupgrade_from 1 AT_CREATION\nversion 3\n")
-	m := &Migrator{Sys: s, Registry: r}
-	p, err := m.Plan("t", 2)
+	s.Registry, _ = ParseRegistry("version 1\nversion 2\nupgrade_from 1 AT_CREATION\nversion 3\n")
+	p, err := s.Plan("t", 2)
 	must(t, err)
 	want := []string{
 		"treeshift stop -t t mount-run syslogd sshd",
@@ -178,65 +195,20 @@ func TestAtCreationPrintsRecreateCommands(t *testing.T) {
 func TestRandomTreesSurviveEveryPath(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	for i := 0; i < 60; i++ {
-		s := newSystem(t)
+		s := newEngine(t)
 		tr := treetest.Random(rng, 15)
 		from := 1 + rng.IntN(3)
 		to := 1 + rng.IntN(3)
 		nt, err := s.Store.Stage(tr, from)
 		must(t, err)
-		must(t, s.Store.Commit(nt))
-		m := &Migrator{Sys: s, Registry: Default()}
-		if _, err := m.Migrate(tr.Name, to); err != nil {
+		must(t, s.Store.Commit(nt.Name, nt.Gen, true))
+		if _, err := s.Update(nil, to); err != nil {
 			t.Fatalf("tree %d: %d -> %d: %v", i, from, to, err)
 		}
 		got, err := s.Load(tr.Name)
 		must(t, err)
 		if got.Format != to || !reflect.DeepEqual(got.Tree, tr) {
 			t.Fatalf("tree %d: %d -> %d changed the tree", i, from, to)
-		}
-	}
-}
-
-// failing wraps a step; it does the step's work (or not) and then fails, as
-// a full disk or a killed helper would.
-type failing struct {
-	Step
-	doFirst bool
-}
-
-func (f *failing) Apply() error {
-	if f.doFirst {
-		if err := f.Step.Apply(); err != nil {
-			return err
-		}
-	}
-	return errors.New("injected fault")
-}
-
-func TestFaultAtEveryStepLeavesTreeAsItWas(t *testing.T) {
-	for k := 0; k < 4; k++ {
-		for _, doFirst := range []bool{false, true} {
-			t.Run(fmt.Sprintf("step%d-after-work-%v", k, doFirst), func(t *testing.T) {
-				s := newSystem(t)
-				stage(t, s, 1)
-				m := &Migrator{Sys: s, Registry: Default()}
-				p, err := m.Plan("t", 3)
-				must(t, err)
-				steps, err := m.Steps(p)
-				must(t, err)
-				if len(steps) != 4 {
-					t.Fatalf("plan 1 -> 3 has %d steps, want two hops, the commit and the live switch", len(steps))
-				}
-				before := snapshot(t, s.Owner.Root)
-				steps[k] = &failing{Step: steps[k], doFirst: doFirst}
-				err = Run(steps, nil)
-				if err == nil || !strings.Contains(err.Error(), "injected fault") {
-					t.Fatalf("Run = %v", err)
-				}
-				if after := snapshot(t, s.Owner.Root); after != before {
-					t.Errorf("tree not restored:\n%s", diff(before, after))
-				}
-			})
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/treeshift/treeshift/internal/suggest"
-
-	"github.com/treeshift/treeshift/system"
 )
 
 // Hop is one step of a plan: convert the tree from format From to format To.
@@ -57,7 +55,7 @@ func (e *RefusedError) Error() string {
 
 // NewPlan plans the move of a tree from format from to format to, checking
 // each hop against condition c; cmd writes the commands its advice names.
-func (r *Registry) NewPlan(c system.Condition, from, to int, cmd suggest.Prefix) (*Plan, error) {
+func (r *Registry) NewPlan(c Condition, from, to int, cmd suggest.Prefix) (*Plan, error) {
 	if r.Version(from) == nil {
 		return nil, fmt.Errorf("tree %s is in format %d, which this treeshift does not know: refused", c.Tree, from)
 	}

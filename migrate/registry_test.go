@@ -7,7 +7,6 @@ import (
 
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/suggest"
-	"github.com/treeshift/treeshift/system"
 )
 
 func TestShippedDirectives(t *testing.T) {
@@ -145,23 +144,23 @@ func TestParseRegistryErrors(t *testing.T) {
 // Each level, and the default, against a condition that satisfies it and one
 // that does not, with the exact advice.
 func TestTunabilityLevels(t *testing.T) {
-	idle := system.Condition{Tree: "t"}
-	oneshotUp := system.Condition{Tree: "t", Live: true, Up: []string{"mount"}}
-	running := system.Condition{Tree: "t", Enabled: true, Live: true, Up: []string{"mount", "sshd", "ntpd"}, UpSupervised: []string{"sshd", "ntpd"}}
-	liveIdle := system.Condition{Tree: "t", Live: true}
-	enabled := system.Condition{Tree: "t", Enabled: true}
+	idle := Condition{Tree: "t"}
+	oneshotUp := Condition{Tree: "t", Live: true, Up: []string{"mount"}}
+	running := Condition{Tree: "t", Enabled: true, Live: true, Up: []string{"mount", "sshd", "ntpd"}, UpSupervised: []string{"sshd", "ntpd"}}
+	liveIdle := Condition{Tree: "t", Live: true}
+	enabled := Condition{Tree: "t", Enabled: true}
 	for _, tc := range []struct {
 		t       Tunability
-		ok, nok system.Condition
+		ok, nok Condition
 		advice  string
 	}{
-		{Anytime, running, system.Condition{}, ""},
+		{Anytime, running, Condition{}, ""},
 		{WhenUnmonitored, oneshotUp, running, "stop the supervised services sshd ntpd of tree t: treeshift --root /mnt stop -t t sshd ntpd"},
 		{WhenOffline, liveIdle, oneshotUp, "stop services mount of tree t: treeshift --root /mnt stop -t t mount"},
 		{WhenDisabled, liveIdle, enabled, "disable tree t: treeshift --root /mnt tree disable t"},
 		{WhenUnmanaged, enabled, running, "stop services mount sshd ntpd of tree t and make it not live: treeshift --root /mnt stop -t t mount sshd ntpd; treeshift --root /mnt uninit t"},
 		{WhenUnmanaged, idle, liveIdle, "make tree t not live: treeshift --root /mnt uninit t"},
-		{AtCreation, system.Condition{}, idle, "tree t cannot be migrated: recreate it"},
+		{AtCreation, Condition{}, idle, "tree t cannot be migrated: recreate it"},
 	} {
 		if tc.t != Anytime && tc.t != AtCreation {
 			if ok, adv := tc.t.Check(tc.ok, suggest.Prefix{}); !ok {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/internal/suggest"
-	"github.com/treeshift/treeshift/system"
 )
 
 // Tunability says in which condition a tree may take a hop between formats.
@@ -53,7 +52,7 @@ func (t Tunability) MarshalText() ([]byte, error) { return []byte(t.String()), n
 // Check reports whether a tree in condition c may take a hop of tunability
 // t now, and if not, exactly what to do first: the commands to run, written
 // by cmd.
-func (t Tunability) Check(c system.Condition, cmd suggest.Prefix) (ok bool, advice string) {
+func (t Tunability) Check(c Condition, cmd suggest.Prefix) (ok bool, advice string) {
 	T := c.Tree
 	stop := func(names []string) string { return cmd.Cmd(append([]string{"stop", "-t", T}, names...)...) }
 	switch t {

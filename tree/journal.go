@@ -5,48 +5,55 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"strings"
 
 	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/internal/model"
 )
 
-// The journal holds one entry per tree whose transition is under way, so
-// that the next run can finish or roll back one that was interrupted. What
-// an entry says is the transition's business; the store keeps the bytes.
+// The journal holds the entries of transitions under way, so that the next
+// run can finish or roll back one that was interrupted. What an entry says
+// is the transition's business; the store keeps the bytes.
 
-func (s *Store) journalDir() string { return filepath.Join(s.Dir, "journal") }
+func (s *Store) journalDir() string { return path.Join(s.Dir, JournalName) }
 
-// JournalPath is where tree name's journal entry lives.
-func (s *Store) JournalPath(name string) string { return filepath.Join(s.journalDir(), name) }
+// JournalPath is where entry name lives.
+func (s *Store) JournalPath(name string) string { return path.Join(s.journalDir(), name) }
 
-// WriteJournal records tree name's entry atomically and durably; write
-// produces its content, piece by piece.
+// maxJournal bounds a journal entry read back: it holds one line per tree
+// of a run, each with the tree's saved state (about 500 bytes a service).
+const maxJournal = 512 << 20
+
+// WriteJournal records entry name atomically and durably; write produces
+// its content, piece by piece.
 func (s *Store) WriteJournal(name string, write func(w io.Writer) error) error {
-	if err := durable.MkdirAll(s.journalDir(), 0o700); err != nil {
+	if err := durable.MkdirAll(s.FS, s.journalDir(), 0o700, true); err != nil {
 		return err
 	}
-	return durable.WriteStream(s.JournalPath(name), 0o600, write)
+	if err := s.FS.WriteStream(s.JournalPath(name), 0o600, write); err != nil {
+		return err
+	}
+	return s.FS.SyncDir(s.journalDir())
 }
 
-// ReadJournal returns tree name's entry.
+// ReadJournal returns entry name.
 func (s *Store) ReadJournal(name string) ([]byte, error) {
-	b, err := os.ReadFile(s.JournalPath(name))
+	b, err := s.FS.ReadFile(s.JournalPath(name), maxJournal)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.JournalPath(name), unwrap(err))
+		return nil, fmt.Errorf("read %s", durable.Describe(err))
 	}
 	return b, nil
 }
 
-// Journals lists the trees with an open entry, sorted.
+// Journals lists the open entries, sorted.
 func (s *Store) Journals() ([]string, error) {
-	entries, err := os.ReadDir(s.journalDir())
+	entries, err := s.FS.ReadDir(s.journalDir())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", s.journalDir(), unwrap(err))
+		return nil, err
 	}
 	var names []string
 	for _, e := range entries {
@@ -57,48 +64,52 @@ func (s *Store) Journals() ([]string, error) {
 	return names, nil
 }
 
-// RemoveJournal closes tree name's entry, durably: an entry that came back
-// after a power loss would redo a finished transition over whatever changed
-// since (a tree destroyed, a tree made not live).
+// RemoveJournal closes entry name, durably: an entry that came back after a
+// power loss would redo a finished transition over whatever changed since
+// (a tree destroyed, a tree made not live).
 func (s *Store) RemoveJournal(name string) error {
-	return durable.RemoveAll(s.JournalPath(name))
+	return durable.RemoveAllSynced(s.FS, s.JournalPath(name))
 }
 
 // A live tree's live directory is recorded in the system directory when it
 // is initialized: the generations a live link uses must never be collected,
 // and a command run with another -l cannot see that link.
 
-func (s *Store) liveRecordPath(name string) string { return filepath.Join(s.Dir, "live", name) }
+func (s *Store) liveRecordPath(name string) string { return path.Join(s.Dir, LiveName, name) }
 
 // LiveRecord returns the live directory (inside the root) tree name was
 // initialized in, or "" if none is recorded.
 func (s *Store) LiveRecord(name string) (string, error) {
-	b, err := os.ReadFile(s.liveRecordPath(name))
+	if err := model.CheckName(name); err != nil {
+		return "", err
+	}
+	p := s.liveRecordPath(name)
+	b, err := s.FS.ReadFile(p, 4096)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", s.liveRecordPath(name), unwrap(err))
+		return "", fmt.Errorf("read %s", durable.Describe(err))
 	}
 	v := strings.TrimSuffix(string(b), "\n")
-	if !filepath.IsAbs(v) || strings.Contains(v, "\n") {
-		return "", fmt.Errorf("%s: %q is not an absolute live directory", s.liveRecordPath(name), v)
+	if !path.IsAbs(v) || path.Clean(v) != v || strings.Contains(v, "\n") {
+		return "", fmt.Errorf("%s: %q is not an absolute live directory", s.Host(p), v)
 	}
 	return v, nil
 }
 
 // SetLiveRecord records that tree name is live in live.
 func (s *Store) SetLiveRecord(name, live string) error {
-	if err := durable.MkdirAll(filepath.Dir(s.liveRecordPath(name)), 0o755); err != nil {
+	if err := durable.MkdirAll(s.FS, path.Dir(s.liveRecordPath(name)), 0o755, true); err != nil {
 		return err
 	}
-	return durable.WriteFile(s.liveRecordPath(name), []byte(live+"\n"), 0o644)
+	return durable.WriteFileSynced(s.FS, s.liveRecordPath(name), []byte(live+"\n"), 0o644)
 }
 
 // ClearLiveRecord forgets tree name's live directory.
 func (s *Store) ClearLiveRecord(name string) error {
-	if _, err := os.Lstat(s.liveRecordPath(name)); errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if ok, err := durable.Exists(s.FS, s.liveRecordPath(name)); err != nil || !ok {
+		return err
 	}
-	return durable.RemoveAll(s.liveRecordPath(name))
+	return durable.RemoveAllSynced(s.FS, s.liveRecordPath(name))
 }

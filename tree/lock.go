@@ -3,8 +3,9 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -16,9 +17,9 @@ import (
 // Lock is the owner lock: one treeshift at a time changes an owner's trees.
 // It is an flock on a file in the system directory, so the kernel releases
 // it when its holder dies, however it dies. Taking it writes nothing: the
-// holder's pid, for a waiting process's message, comes from /proc/locks, so
-// a command that changes nothing leaves even the lock file's mtime alone.
-type Lock struct{ f *os.File }
+// holder's pid, for a waiting process's message, comes from /proc, so a
+// command that changes nothing leaves even the lock file's mtime alone.
+type Lock struct{ f durable.LockFile }
 
 // Holder is the process holding a lock, as far as /proc tells.
 type Holder struct {
@@ -48,7 +49,7 @@ func (e *BusyError) Error() string {
 }
 
 // LockPath is the owner lock's file.
-func (s *Store) LockPath() string { return filepath.Join(s.Dir, lockName) }
+func (s *Store) LockPath() string { return path.Join(s.Dir, LockName) }
 
 // Lock takes the owner lock, waiting up to wait for a holder to let go; if
 // it must wait, waiting (if not nil) is told at once who holds the lock.
@@ -56,19 +57,17 @@ func (s *Store) LockPath() string { return filepath.Join(s.Dir, lockName) }
 // no system directory, and a lock that locks nothing is returned.
 func (s *Store) Lock(wait time.Duration, create bool, waiting func(Holder)) (*Lock, error) {
 	p := s.LockPath()
-	flags := os.O_RDONLY
 	if create {
-		if err := durable.MkdirAll(s.Dir, 0o755); err != nil {
+		if err := durable.MkdirAll(s.FS, s.Dir, 0o755, true); err != nil {
 			return nil, err
 		}
-		flags = os.O_RDWR | os.O_CREATE
 	}
-	f, err := os.OpenFile(p, flags, 0o644)
-	if !create && errors.Is(err, os.ErrNotExist) {
+	f, err := s.FS.OpenLock(p, create)
+	if !create && errors.Is(err, fs.ErrNotExist) {
 		return &Lock{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", p, unwrap(err))
+		return nil, fmt.Errorf("open lock %s", durable.Describe(err))
 	}
 	deadline := time.Now().Add(wait)
 	told := false
@@ -79,7 +78,7 @@ func (s *Store) Lock(wait time.Duration, create bool, waiting func(Holder)) (*Lo
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", p, err)
+			return nil, fmt.Errorf("lock %s: %w", s.Host(p), err)
 		}
 		if !told && waiting != nil && wait > 0 {
 			waiting(holderOf(f))
@@ -88,7 +87,7 @@ func (s *Store) Lock(wait time.Duration, create bool, waiting func(Holder)) (*Lo
 		if time.Now().After(deadline) {
 			holder := holderOf(f)
 			f.Close()
-			return nil, &BusyError{Path: p, Holder: holder, Waited: wait}
+			return nil, &BusyError{Path: s.Host(p), Holder: holder, Waited: wait}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -108,7 +107,7 @@ func (l *Lock) Unlock() error {
 // device numbers in hex. Both device and inode must match: an inode number
 // alone names a file on every filesystem that has one, and a message naming
 // some other filesystem's lock holder could get the wrong process killed.
-func holderOf(f *os.File) Holder {
+func holderOf(f durable.LockFile) Holder {
 	var st unix.Stat_t
 	if unix.Fstat(int(f.Fd()), &st) != nil {
 		return Holder{}

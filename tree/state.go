@@ -4,8 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,23 +45,26 @@ func (st State) Equal(o State) bool {
 
 const stateHeader = "system=1"
 
+// maxState bounds the state file: a start order of thousands of trees fits.
+const maxState = 1 << 20
+
 // StatePath is the path of the system state file.
-func (s *Store) StatePath() string { return filepath.Join(s.Dir, stateName) }
+func (s *Store) StatePath() string { return path.Join(s.Dir, StateName) }
 
 // ReadState reads the system state. A missing file is the state of a system
 // directory that does not exist yet: no trees enabled, no current tree.
 func (s *Store) ReadState() (State, error) {
 	p := s.StatePath()
-	b, err := os.ReadFile(p)
+	b, err := s.FS.ReadFile(p, maxState)
 	if errors.Is(err, fs.ErrNotExist) {
 		return State{}, nil
 	}
 	if err != nil {
-		return State{}, fmt.Errorf("read %s: %w", p, unwrap(err))
+		return State{}, fmt.Errorf("read %s", durable.Describe(err))
 	}
 	st, err := parseState(b)
 	if err != nil {
-		return State{}, fmt.Errorf("%s: %w", p, err)
+		return State{}, fmt.Errorf("%s: %w", s.Host(p), err)
 	}
 	return st, nil
 }
@@ -125,8 +127,8 @@ func (st State) encode() []byte {
 // WriteState replaces the system state atomically and durably, creating the
 // system directory if needed.
 func (s *Store) WriteState(st State) error {
-	if err := durable.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := durable.MkdirAll(s.FS, s.Dir, 0o755, true); err != nil {
 		return err
 	}
-	return durable.WriteFile(s.StatePath(), st.encode(), 0o644)
+	return durable.WriteFileSynced(s.FS, s.StatePath(), st.encode(), 0o644)
 }

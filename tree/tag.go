@@ -4,22 +4,24 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"path/filepath"
+	"path"
 	"strconv"
 
 	"github.com/treeshift/treeshift/internal/durable"
 )
 
 // A tagged copy is a read-only copy of the system directory's trees (their
-// current generations) and state, kept beside it under a visible name while a
-// cluster upgrade runs, so that a member can be put back exactly as it was.
+// current generations) and state, kept under SYS/tagged/vN while a cluster
+// upgrade runs, so that a member can be put back exactly as it was. It is a
+// store of its own, inside the system directory.
 
 // TagDir is where the tagged copy made at format version v lives.
-func (s *Store) TagDir(v int) string { return s.Dir + ".tagged-v" + strconv.Itoa(v) }
+func (s *Store) TagDir(v int) string {
+	return path.Join(s.Dir, TaggedName, "v"+strconv.Itoa(v))
+}
 
 // Tagged opens the tagged copy of version v as a store of its own.
-func (s *Store) Tagged(v int) *Store { return Open(s.TagDir(v)) }
+func (s *Store) Tagged(v int) *Store { return Open(s.FS, s.TagDir(v)) }
 
 // Tag copies the state file and the current generation of every tree into
 // TagDir(v), replacing an older copy, and makes it durable. Generation
@@ -27,80 +29,54 @@ func (s *Store) Tagged(v int) *Store { return Open(s.TagDir(v)) }
 func (s *Store) Tag(v int) error {
 	dst := s.TagDir(v)
 	tmp := dst + ".new"
-	os.RemoveAll(tmp)
-	if err := os.MkdirAll(filepath.Join(tmp, treesName), 0o755); err != nil {
-		return fmt.Errorf("create %s: %w", tmp, unwrap(err))
+	if err := s.FS.RemoveAll(tmp); err != nil {
+		return err
+	}
+	if err := durable.MkdirAll(s.FS, path.Join(tmp, TreesName), 0o755, false); err != nil {
+		return err
 	}
 	names, err := s.Names()
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		gen, err := s.current(n)
+		gen, err := s.CurrentGen(n)
 		if err != nil {
 			return err
 		}
 		src := s.GenDir(n, gen)
-		to := filepath.Join(tmp, treesName, filepath.Base(src))
-		if err := durable.CloneTree(src, to); err != nil {
+		if err := durable.CloneTree(s.FS, src, path.Join(tmp, TreesName, path.Base(src))); err != nil {
 			return err
 		}
-		if err := os.Symlink(filepath.Base(src), filepath.Join(tmp, treesName, n)); err != nil {
+		if err := s.FS.Symlink(path.Base(src), path.Join(tmp, TreesName, n)); err != nil {
 			return fmt.Errorf("tag %s: %w", n, err)
 		}
 	}
-	if b, err := os.ReadFile(s.StatePath()); err == nil {
-		if err := os.WriteFile(filepath.Join(tmp, stateName), b, 0o644); err != nil {
+	b, err := s.FS.ReadFile(s.StatePath(), maxState)
+	if err == nil {
+		if err := s.FS.Create(path.Join(tmp, StateName), b, 0o644); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", s.StatePath(), unwrap(err))
+		return fmt.Errorf("read %s", durable.Describe(err))
 	}
-	if err := durable.SyncFS(tmp); err != nil {
+	if err := s.FS.SyncFS(tmp); err != nil {
 		return err
 	}
-	os.RemoveAll(dst)
-	return durable.Replace(tmp, dst)
+	if err := s.FS.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := s.FS.Rename(tmp, dst); err != nil {
+		return err
+	}
+	return s.FS.SyncDir(path.Dir(dst))
 }
 
-// Untag removes the tagged copy of version v.
-func (s *Store) Untag(v int) error { return durable.RemoveAll(s.TagDir(v)) }
+// Untag removes the tagged copy of version v, durably.
+func (s *Store) Untag(v int) error { return durable.RemoveAllSynced(s.FS, s.TagDir(v)) }
 
 // HasTag reports whether a tagged copy of version v exists.
 func (s *Store) HasTag(v int) bool {
-	fi, err := os.Stat(s.TagDir(v))
+	fi, err := s.FS.Lstat(s.TagDir(v))
 	return err == nil && fi.IsDir()
-}
-
-// Restore makes tree name's generation in the tagged copy of version v its
-// current generation again: the tagged generation is copied in as a new
-// generation, synced, and committed. The caller moves a live link to the
-// returned tree's database before collecting the generation it replaced.
-func (s *Store) Restore(v int, name string) (*Tree, error) {
-	tagged := s.Tagged(v)
-	gen, err := tagged.current(name)
-	if err != nil {
-		return nil, fmt.Errorf("tagged copy of tree %s: %w", name, err)
-	}
-	next, err := s.nextGen(name)
-	if err != nil {
-		return nil, err
-	}
-	dir := s.GenDir(name, next)
-	if err := durable.CloneTree(tagged.GenDir(name, gen), dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	if err := durable.SyncFS(dir); err != nil {
-		return nil, err
-	}
-	t, err := s.LoadGen(name, next)
-	if err != nil {
-		s.RemoveGen(name, next)
-		return nil, err
-	}
-	if err := s.Commit(t); err != nil {
-		return nil, err
-	}
-	return t, nil
 }

@@ -3,6 +3,7 @@ package tree
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,12 +12,13 @@ import (
 	"time"
 
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/treetest"
 )
 
 func TestStageCommitLoadEveryFormat(t *testing.T) {
 	for _, c := range format.All() {
-		s := Open(t.TempDir())
+		s := testStore(t)
 		want := treetest.Sample()
 		nt, err := s.Stage(want, c.Version())
 		if err != nil {
@@ -25,7 +27,7 @@ func TestStageCommitLoadEveryFormat(t *testing.T) {
 		if _, err := s.Load(want.Name); !errors.As(err, new(*NotFoundError)) {
 			t.Fatalf("v%d: staged tree visible before commit: %v", c.Version(), err)
 		}
-		if err := s.Commit(nt); err != nil {
+		if err := s.Commit(nt.Name, nt.Gen, true); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Load(want.Name)
@@ -35,11 +37,11 @@ func TestStageCommitLoadEveryFormat(t *testing.T) {
 		if got.Format != c.Version() || got.Gen != 1 || !reflect.DeepEqual(got.Tree, want) {
 			t.Errorf("v%d: loaded gen %d format %d, tree differs: %v", c.Version(), got.Gen, got.Format, !reflect.DeepEqual(got.Tree, want))
 		}
-		run, err := os.ReadFile(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run"))
+		run, err := os.ReadFile(s.Host(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run")))
 		if err != nil || !strings.HasPrefix(string(run), "#!/bin/sh\n") {
 			t.Errorf("v%d: service dir run script %q %v", c.Version(), run, err)
 		}
-		fi, _ := os.Stat(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run"))
+		fi, _ := os.Stat(s.Host(filepath.Join(got.CompiledDir(), "servicedirs/syslogd/run")))
 		if fi.Mode().Perm() != 0o755 {
 			t.Errorf("run script mode %v", fi.Mode().Perm())
 		}
@@ -47,7 +49,7 @@ func TestStageCommitLoadEveryFormat(t *testing.T) {
 }
 
 func TestGenerations(t *testing.T) {
-	s := Open(t.TempDir())
+	s := testStore(t)
 	tr := treetest.Sample()
 	for i := 1; i <= 3; i++ {
 		nt, err := s.Stage(tr, 1)
@@ -57,7 +59,7 @@ func TestGenerations(t *testing.T) {
 		if nt.Gen != i {
 			t.Errorf("stage %d got generation %d", i, nt.Gen)
 		}
-		s.Commit(nt)
+		s.Commit(nt.Name, nt.Gen, true)
 	}
 	if gens, _ := s.Generations(tr.Name); !reflect.DeepEqual(gens, []int{1, 2, 3}) {
 		t.Errorf("generations %v", gens)
@@ -71,19 +73,19 @@ func TestGenerations(t *testing.T) {
 	if err := s.Destroy(tr.Name); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(filepath.Join(s.Dir, "tree"))
+	entries, _ := os.ReadDir(s.Host(filepath.Join(s.Dir, "tree")))
 	if len(entries) != 0 {
 		t.Errorf("destroy left %d entries", len(entries))
 	}
 }
 
 func TestLoadRefusesForeignName(t *testing.T) {
-	s := Open(t.TempDir())
+	s := testStore(t)
 	nt, _ := s.Stage(treetest.Sample(), 2)
-	s.Commit(nt)
+	s.Commit(nt.Name, nt.Gen, true)
 	// A generation moved under another tree's name is not that tree.
-	os.Rename(s.GenDir("boot", 1), s.GenDir("other", 1))
-	os.Symlink(".other.1", s.Pointer("other"))
+	os.Rename(s.Host(s.GenDir("boot", 1)), s.Host(s.GenDir("other", 1)))
+	os.Symlink(".other.1", s.Host(s.Pointer("other")))
 	_, err := s.Load("other")
 	if err == nil || !strings.Contains(err.Error(), `records tree "boot", but is tree other`) {
 		t.Errorf("got %v", err)
@@ -91,7 +93,7 @@ func TestLoadRefusesForeignName(t *testing.T) {
 }
 
 func TestStateRoundTripAndErrors(t *testing.T) {
-	s := Open(t.TempDir())
+	s := testStore(t)
 	if st, err := s.ReadState(); err != nil || st.Stamp != 0 {
 		t.Fatalf("missing state: %+v %v", st, err)
 	}
@@ -112,16 +114,16 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 		"system=1\nstamp=1\norder=\ncurrent=\n":     "expected current=",
 		"system=1\nstamp=1\ncurrent=../x\norder=\n": "starts with a dot",
 	} {
-		os.WriteFile(s.StatePath(), []byte(content), 0o644)
+		os.WriteFile(s.Host(s.StatePath()), []byte(content), 0o644)
 		_, err := s.ReadState()
-		if err == nil || !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), s.StatePath()+": ") {
+		if err == nil || !strings.Contains(err.Error(), msg) || !strings.HasPrefix(err.Error(), s.Host(s.StatePath())+": ") {
 			t.Errorf("state %q: got %v, want %q naming the file", content, err, msg)
 		}
 	}
 }
 
 func TestLockBusyNamesHolder(t *testing.T) {
-	s := Open(t.TempDir())
+	s := testStore(t)
 	l, err := s.Lock(time.Second, true, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +143,7 @@ func TestLockBusyNamesHolder(t *testing.T) {
 		t.Fatalf("lock after unlock: %v", err)
 	}
 	l2.Unlock()
-	if b, _ := os.ReadFile(filepath.Join(s.Dir, "lock")); len(b) != 0 {
+	if b, _ := os.ReadFile(s.Host(filepath.Join(s.Dir, "lock"))); len(b) != 0 {
 		t.Errorf("lock file holds %q, want nothing written", b)
 	}
 }
@@ -166,5 +168,55 @@ func TestFindHolderMatchesDeviceAndInode(t *testing.T) {
 	}
 	if h := findHolder(locks, 0xfd, 1, 4242); h.PID != 0 {
 		t.Errorf("a POSIX lock is not an flock: holder %v", h)
+	}
+}
+
+// testStore is a store in a fresh directory.
+func testStore(t *testing.T) *Store {
+	t.Helper()
+	root := t.TempDir()
+	fsys, err := durable.NewOS(root, "/sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fsys.Close() })
+	return Open(fsys, "/sys")
+}
+
+// A symbolic link planted where the system directory has a directory or a
+// file is refused, naming it, and nothing is written where it points.
+func TestPlantedLinksAreNotFollowed(t *testing.T) {
+	for _, name := range []string{"tree", "journal", "lock", "state", "live"} {
+		t.Run(name, func(t *testing.T) {
+			s := testStore(t)
+			if err := s.WriteState(State{Stamp: 1}); err != nil {
+				t.Fatal(err)
+			}
+			outside := t.TempDir()
+			planted := s.Host(filepath.Join(s.Dir, name))
+			os.RemoveAll(planted)
+			if err := os.Symlink(outside, planted); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			switch name {
+			case "tree":
+				_, err = s.Stage(treetest.Sample(), 1)
+			case "journal":
+				err = s.WriteJournal("update", func(w io.Writer) error { _, err := io.WriteString(w, "{}"); return err })
+			case "lock":
+				_, err = s.Lock(time.Second, true, nil)
+			case "state":
+				_, err = s.ReadState()
+			case "live":
+				err = s.SetLiveRecord("boot", "/run/treeshift")
+			}
+			if err == nil || !strings.Contains(err.Error(), planted+": a symbolic link where none belongs") {
+				t.Errorf("through a link at %s: %v", name, err)
+			}
+			if left, _ := os.ReadDir(outside); len(left) > 0 {
+				t.Errorf("wrote %s through the link", left[0].Name())
+			}
+		})
 	}
 }

@@ -16,6 +16,10 @@ import (
 // Dir is the compiled database's directory inside a tree directory.
 const Dir = "compiled"
 
+// ServiceDirsName is the directory of service directories in a compiled
+// database.
+const ServiceDirsName = "servicedirs"
+
 // CycleError reports a dependency cycle, listing it from a service back to
 // itself.
 type CycleError struct{ Cycle []string }
@@ -143,7 +147,7 @@ func ServiceDirs(t *model.Tree) []model.File {
 		if !s.Enabled || s.Type == model.Bundle {
 			continue
 		}
-		base := Dir + "/servicedirs/" + s.Name + "/"
+		base := Dir + "/" + ServiceDirsName + "/" + s.Name + "/"
 		up, down := "run", "finish"
 		if s.Type == model.Oneshot {
 			up, down = "up", "down"

@@ -1,8 +1,9 @@
 // Package cli is treeshift's command line: it parses arguments with kong,
-// calls the packages that do the work, and reports in 66's style — messages
-// on stderr prefixed "treeshift: LEVEL: ", documents on stdout, and the exit
-// codes 0 (success), 100 (wrong usage) and 111 (a system call failed or the
-// on-disk state is refused).
+// calls the library that does the work — one call per command, in one file
+// per command (cmd_*.go) — and reports in 66's style: messages on stderr
+// prefixed "treeshift: LEVEL: ", documents on stdout, and the exit codes 0
+// (success), 100 (wrong usage) and 111 (a system call failed or the on-disk
+// state is refused). No rule of treeshift lives here.
 package cli
 
 import (
@@ -19,10 +20,8 @@ import (
 
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/owner"
-	"github.com/treeshift/treeshift/internal/version"
-	"github.com/treeshift/treeshift/system"
+	"github.com/treeshift/treeshift/migrate"
 	"github.com/treeshift/treeshift/tree"
-	"github.com/treeshift/treeshift/update"
 )
 
 // Exit codes.
@@ -65,86 +64,63 @@ type CLI struct {
 	VersionFlag kong.VersionFlag `name:"version" help:"Print treeshift's version and the format versions it knows."`
 }
 
-// VersionCmd is `version`.
-type VersionCmd struct{}
-
-func (*VersionCmd) Run(e *env) error {
-	_, err := fmt.Fprintln(e.stdout, versionText())
-	return err
-}
-
-// versionText names the binary and the formats it reads and writes.
-func versionText() string {
-	var vs []string
-	for _, c := range format.All() {
-		vs = append(vs, strconv.Itoa(c.Version()))
-	}
-	return fmt.Sprintf("treeshift %s\nformats: %s (newest %d)", version.String(), strings.Join(vs, " "), format.Newest())
-}
-
-// HelpCmd is `help [COMMAND...]`; Main turns it into COMMAND... --help.
-type HelpCmd struct {
-	Command []string `arg:"" optional:"" help:"The command, with its subcommands (tree create)."`
-}
-
-func (*HelpCmd) Run() error { return nil }
-
-// env is what a command's Run gets: the parsed globals, the system they
-// select, and where to report.
+// env is what a command's Run gets: the parsed globals, where to report,
+// and the owner's engine, opened on first use: a command that does not
+// touch the owner's system (cluster, formats, version) never opens it.
 type env struct {
 	*Globals
-	sys    *system.System
 	stdout io.Writer
 	log    *logger
+	// dry opens the engine on an overlay: a dry run.
+	dry bool
+	eng *migrate.Engine
 }
 
-// lock takes the owner lock for a command that changes trees, and returns
-// its release. An interrupted update must be dealt with first; that is
-// checked with the lock held, since an update may be interrupted while this
-// command waits for the lock.
-func (e *env) lock() (func(), error) {
-	unlock, err := e.lockFor(false)
+// engine opens the invoking owner's engine.
+func (e *env) engine() (*migrate.Engine, error) {
+	if e.eng != nil {
+		return e.eng, nil
+	}
+	o, err := owner.Current(e.Root, os.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	if names, err := update.Pending(e.sys); err != nil || len(names) > 0 {
-		unlock()
-		if err == nil {
-			err = fmt.Errorf("the update of tree(s) %s was interrupted: run %s first", strings.Join(names, " "), e.sys.Suggest.Cmd("update"))
-		}
-		return nil, err
-	}
-	return unlock, nil
-}
-
-// lockFor takes the owner lock. A dry run takes it too, so that what it
-// reports is not changing under it, but creates nothing: with no lock file
-// there is no system directory, and nothing to lock.
-func (e *env) lockFor(dryRun bool) (func(), error) {
-	start := time.Now()
-	waited := false
-	l, err := e.sys.Store.Lock(e.Wait, !dryRun, func(h tree.Holder) {
-		waited = true
-		e.log.printf(2, "waiting up to %s for the owner lock %s, held by %s", e.Wait, e.sys.Owner.Inside(e.sys.Store.LockPath()), h)
-	})
+	eng, err := migrate.Open(o, migrate.Options{Live: e.Live, Wait: e.Wait, DryRun: e.dry, Report: e.log})
 	if err != nil {
 		return nil, err
 	}
-	if waited {
-		e.log.printf(2, "got the owner lock after %s", time.Since(start).Round(10*time.Millisecond))
-	}
-	e.log.printf(4, "holding the owner lock %s", e.sys.Owner.Inside(e.sys.Store.LockPath()))
-	return func() { l.Unlock() }, nil
+	e.eng = eng
+	return eng, nil
 }
 
-// readOnly marks commands that only read: they warn about an interrupted
-// update instead of refusing to run.
-type readOnly interface{ readOnly() }
+// locked opens the engine and takes the owner lock for a command that
+// changes trees (refused while an update is unfinished), runs fn, and lets
+// go of the lock.
+func (e *env) locked(fn func(eng *migrate.Engine) error) error {
+	eng, err := e.engine()
+	if err != nil {
+		return err
+	}
+	unlock, err := eng.Lock(true)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return fn(eng)
+}
 
-func (*StatusCmd) readOnly()   {}
-func (*TreeListCmd) readOnly() {}
-func (*PlanCmd) readOnly()     {}
-func (*FormatsCmd) readOnly()  {}
+// reading opens the engine for a command that only reads, warning about an
+// unfinished update rather than refusing to run.
+func (e *env) reading() (*migrate.Engine, error) {
+	eng, err := e.engine()
+	if err != nil {
+		return nil, err
+	}
+	if w := eng.Warning(); w != "" {
+		e.log.emit("warning", w)
+	}
+	return eng, nil
+}
 
 type exitCode int
 
@@ -195,23 +171,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		log.fatal(fmt.Errorf("verbosity %d: expected 1 to 4", c.Verbosity))
 		return ExitUsage
 	}
-	o, err := owner.Current(c.Root, os.Getenv)
-	if err != nil {
-		log.fatal(err)
-		return ExitSystem
-	}
-	sys, err := system.New(o, c.Live)
-	if err != nil {
-		log.fatal(err)
-		return classify(err)
-	}
-	sys.Log = log.printf
-	e := &env{Globals: &c.Globals, sys: sys, stdout: stdout, log: log}
-	if _, ok := ctx.Selected().Target.Addr().Interface().(readOnly); ok {
-		if names, _ := update.Pending(sys); len(names) > 0 {
-			log.emit("warning", fmt.Sprintf("the update of tree(s) %s was interrupted: run %s", strings.Join(names, " "), sys.Suggest.Cmd("update")))
-		}
-	}
+	e := &env{Globals: &c.Globals, stdout: stdout, log: log}
 	if err := ctx.Run(e); err != nil {
 		log.fatal(err)
 		return classify(err)
@@ -282,7 +242,7 @@ func help(options kong.HelpOptions, ctx *kong.Context) error {
 // classify maps an error to its exit code: usage errors are the caller's to
 // fix (100); everything else is a failed system call or refused state (111).
 func classify(err error) int {
-	var ue *system.UsageError
+	var ue *migrate.UsageError
 	var pe *kong.ParseError
 	if errors.As(err, &ue) || errors.As(err, &pe) {
 		return ExitUsage
@@ -290,30 +250,53 @@ func classify(err error) int {
 	return ExitSystem
 }
 
-// logger prints 66-style messages at or below its verbosity. In a dry run
-// every line it prints starts with "dry run do: ".
+// logger prints 66-style messages at or below its verbosity, and is the
+// engine's Reporter. In a dry run every line it prints starts with "dry run
+// do: ".
 type logger struct {
 	w     io.Writer
 	level int
 	color bool
 	dry   bool
-}
-
-// action prints what a dry run would do, whatever the verbosity.
-func (l *logger) action(msg string) {
-	for _, line := range strings.Split(msg, "\n") {
-		fmt.Fprintf(l.w, "dry run do: %s\n", line)
-	}
+	// progress: per-tree progress lines, for a person watching a long
+	// transition on a terminal.
+	progress bool
 }
 
 var levelNames = map[int]string{1: "fatal", 2: "info", 3: "tracing", 4: "debug"}
+
+// Action prints a step: always in a dry run (that is what it is for), at
+// -v 3 otherwise.
+func (l *logger) Action(line string) {
+	if l.dry {
+		for _, s := range strings.Split(line, "\n") {
+			fmt.Fprintf(l.w, "dry run do: %s\n", s)
+		}
+		return
+	}
+	l.printf(3, "%s", line)
+}
+
+// Note prints a message at its level.
+func (l *logger) Note(level int, format string, args ...any) { l.printf(level, format, args...) }
+
+// Waiting says at once, at -v 2, that another process holds the lock.
+func (l *logger) Waiting(lock string, h tree.Holder, wait time.Duration) {
+	l.printf(2, "waiting up to %s for the owner lock %s, held by %s", wait, lock, h)
+}
+
+// Progress shows which tree a long transition has switched, on a terminal.
+func (l *logger) Progress(i, n int, tree string, from, to int) {
+	if l.progress && n > 3 {
+		l.emit("info", fmt.Sprintf("[%d/%d] tree %s: format %d to %d", i, n, tree, from, to))
+	}
+}
 
 func (l *logger) printf(level int, format string, args ...any) {
 	if level > l.level {
 		return
 	}
-	name := levelNames[level]
-	l.emit(name, fmt.Sprintf(format, args...))
+	l.emit(levelNames[level], fmt.Sprintf(format, args...))
 }
 
 func (l *logger) fatal(err error) { l.emit("fatal", err.Error()) }

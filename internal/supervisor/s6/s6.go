@@ -15,12 +15,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/suggest"
 	"github.com/treeshift/treeshift/internal/supervisor"
@@ -51,7 +53,8 @@ func Check() error {
 	return nil
 }
 
-// Backend supervises services with s6 on scan directory Scan.
+// Backend supervises services with s6 on scan directory Scan (a host path:
+// s6's programs are given host paths).
 type Backend struct {
 	Scan string
 	// Timeout bounds each wait for a service to change state.
@@ -75,10 +78,11 @@ func (b *Backend) Init(t *livedb.Tree, compiled string, index model.Index) error
 		if !supervised(e) {
 			continue
 		}
-		dir, err := t.PlaceServiceDir(e.Name, filepath.Join(compiled, "servicedirs", e.Name))
+		placed, err := t.PlaceServiceDir(e.Name, compiled)
 		if err != nil {
 			return err
 		}
+		dir := t.Host(placed)
 		link := filepath.Join(b.Scan, entry(t, e.Name))
 		if target, err := os.Readlink(link); err == nil {
 			if target != dir {
@@ -130,11 +134,11 @@ func (b *Backend) ms() string { return strconv.FormatInt(b.Timeout.Milliseconds(
 func (b *Backend) Start(t *livedb.Tree, e model.IndexEntry) error {
 	switch {
 	case supervised(e):
-		if exec.Command("s6-svok", t.ServiceDir(e.Name)).Run() != nil {
+		if exec.Command("s6-svok", t.Host(t.ServiceDir(e.Name))).Run() != nil {
 			return fmt.Errorf("service %s of tree %s is not supervised: is s6-svscan running on %s? (%s; %s)",
 				e.Name, t.Name, b.Scan, b.Suggest.Cmd("scandir", "start", "--supervisor", "s6"), b.Suggest.Cmd("init", t.Name))
 		}
-		err := run("s6-svc", "-wu", "-T", b.ms(), "-u", t.ServiceDir(e.Name))
+		err := run("s6-svc", "-wu", "-T", b.ms(), "-u", t.Host(t.ServiceDir(e.Name)))
 		if err != nil {
 			return fmt.Errorf("service %s of tree %s did not come up within %s: %w", e.Name, t.Name, b.Timeout, err)
 		}
@@ -151,7 +155,7 @@ func (b *Backend) Start(t *livedb.Tree, e model.IndexEntry) error {
 func (b *Backend) Stop(t *livedb.Tree, e model.IndexEntry) error {
 	switch {
 	case supervised(e):
-		err := run("s6-svc", "-wd", "-T", b.ms(), "-d", t.ServiceDir(e.Name))
+		err := run("s6-svc", "-wd", "-T", b.ms(), "-d", t.Host(t.ServiceDir(e.Name)))
 		if err != nil {
 			return fmt.Errorf("service %s of tree %s did not go down within %s: %w", e.Name, t.Name, b.Timeout, err)
 		}
@@ -166,7 +170,7 @@ func (b *Backend) Stop(t *livedb.Tree, e model.IndexEntry) error {
 
 // oneshot runs a oneshot's up or down script from the tree's live database.
 func (b *Backend) oneshot(t *livedb.Tree, e model.IndexEntry, script string) error {
-	p := filepath.Join(t.LinkPath(), "servicedirs", e.Name, script)
+	p := t.Host(path.Join(t.LinkPath(), compile.ServiceDirsName, e.Name, script))
 	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) && script == "down" {
 		return nil // no [stop] section
 	}
@@ -205,7 +209,7 @@ func (b *Backend) States(t *livedb.Tree, index model.Index) (map[string]supervis
 			out[e.Name] = supervisor.State{Up: files[e.Name]}
 			continue
 		}
-		dir := t.ServiceDir(e.Name)
+		dir := t.Host(t.ServiceDir(e.Name))
 		if exec.Command("s6-svok", dir).Run() != nil {
 			continue // not supervised (no supervisor, or enabled after init): down
 		}

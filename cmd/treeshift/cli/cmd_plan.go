@@ -1,0 +1,79 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/migrate"
+)
+
+// PlanCmd is `plan`.
+type PlanCmd struct {
+	To    int      `default:"${newest}" help:"Target format version (default: newest)." placeholder:"VERSION"`
+	JSON  bool     `name:"json" help:"Print a JSON document (docs/JSON.md)."`
+	Trees []string `arg:"" optional:"" help:"Trees to plan (default: all, in start order)."`
+}
+
+func (c *PlanCmd) Run(e *env) error {
+	if migrate.Default().Version(c.To) == nil {
+		_, err := format.Get(c.To)
+		return &migrate.UsageError{Err: err}
+	}
+	eng, err := e.reading()
+	if err != nil {
+		return err
+	}
+	plans, err := eng.Plans(c.Trees, c.To)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		if err := printJSON(e, struct {
+			Schema int             `json:"schema"`
+			To     int             `json:"to"`
+			Plans  []*migrate.Plan `json:"plans"`
+		}{1, c.To, plans}); err != nil {
+			return err
+		}
+	} else {
+		printPlans(e, plans)
+	}
+	var refused []string
+	for _, p := range plans {
+		if !p.OK() {
+			refused = append(refused, p.Tree)
+		}
+	}
+	if len(refused) > 0 {
+		return fmt.Errorf("tree(s) %s cannot move to format %d now", strings.Join(refused, " "), c.To)
+	}
+	return nil
+}
+
+func printPlans(e *env, plans []*migrate.Plan) {
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, p := range plans {
+		if len(p.Hops) == 0 {
+			fmt.Fprintf(tw, "tree %s: format %d, nothing to do\n", p.Tree, p.From)
+			continue
+		}
+		fmt.Fprintf(tw, "tree %s: format %d to %d\n", p.Tree, p.From, p.To)
+		for _, h := range p.Hops {
+			verdict := "ok"
+			if !h.Satisfied {
+				verdict = "refused: " + h.Advice
+			}
+			tun := h.Tunability.String()
+			if !h.Declared {
+				tun += " (default)"
+			}
+			fmt.Fprintf(tw, "  hop %d -> %d\t%s\t%s\n", h.From, h.To, tun, verdict)
+		}
+		for _, cmd := range p.Recreate {
+			fmt.Fprintf(tw, "    %s\n", cmd)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,42 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/treeshift/treeshift/internal/suggest"
+	"github.com/treeshift/treeshift/migrate"
+)
+
+// ReverseCmd is `reverse`: the commands that recreate the trees' current
+// configuration from scratch, as a script.
+type ReverseCmd struct {
+	Trees []string `arg:"" optional:"" help:"Trees to recreate (default: all, in start order)."`
+}
+
+func (c *ReverseCmd) Run(e *env) error {
+	eng, err := e.reading()
+	if err != nil {
+		return err
+	}
+	st, err := eng.Status(c.Trees)
+	if err != nil {
+		return err
+	}
+	state, err := eng.Store.ReadState()
+	if err != nil {
+		return err
+	}
+	w := e.stdout
+	fmt.Fprintf(w, "#!/bin/sh\n# Recreates the trees of %s (uid %d) as they are now. Run it on a system\n", st.Owner.Name, st.Owner.UID)
+	fmt.Fprintf(w, "# with the same service definitions; set TREESHIFT to add options, for\n# example TREESHIFT='treeshift --root /mnt'.\nset -e\nts=${TREESHIFT:-treeshift}\n")
+	for _, t := range st.Trees {
+		fmt.Fprintf(w, "\n# tree %s\n", t.Name)
+		// The script is for another system, or this one recreated: its
+		// commands carry no --root or -l, which TREESHIFT adds.
+		for _, cmd := range migrate.Creation(t, state.Order, t.Format, suggest.Prefix{}) {
+			fmt.Fprintln(w, "$ts"+strings.TrimPrefix(cmd, "treeshift"))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,225 @@
+package durable
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+)
+
+// The operations below are made of an FS's methods, so they behave alike
+// on the real FS, an Overlay and the recording and failing FSes of the
+// tests.
+
+// MkdirAll creates p and any missing parents with mode perm. With synced,
+// the parent of every directory it creates is synced, so p is durable when
+// it returns.
+func MkdirAll(fsys FS, p string, perm fs.FileMode, synced bool) error {
+	p, err := Clean(p)
+	if err != nil {
+		return err
+	}
+	if p == "/" {
+		return nil // the root exists: the FS was opened on it
+	}
+	fi, err := fsys.Lstat(p)
+	if err == nil {
+		if !fi.IsDir() {
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				return pathError("mkdir", fsys.Host(p), ErrSymlink)
+			}
+			return pathError("mkdir", fsys.Host(p), errors.New("exists and is not a directory"))
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := MkdirAll(fsys, path.Dir(p), perm, synced); err != nil {
+		return err
+	}
+	if err := fsys.Mkdir(p, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	if synced {
+		return fsys.SyncDir(path.Dir(p))
+	}
+	return nil
+}
+
+// WriteFileSynced replaces p atomically and durably: the rename too is
+// synced.
+func WriteFileSynced(fsys FS, p string, data []byte, perm fs.FileMode) error {
+	if err := fsys.WriteFile(p, data, perm); err != nil {
+		return err
+	}
+	return fsys.SyncDir(path.Dir(p))
+}
+
+// SymlinkSynced points link p at target in one rename, durably.
+func SymlinkSynced(fsys FS, target, p string) error {
+	if err := fsys.SwapSymlink(target, p); err != nil {
+		return err
+	}
+	return fsys.SyncDir(path.Dir(p))
+}
+
+// RemoveAllSynced removes p and everything below it, durably: for what
+// must not come back after a power loss (a closed journal).
+func RemoveAllSynced(fsys FS, p string) error {
+	if err := fsys.RemoveAll(p); err != nil {
+		return err
+	}
+	return fsys.SyncDir(path.Dir(p))
+}
+
+// Exists reports whether p exists (as anything: a link is not followed).
+func Exists(fsys FS, p string) (bool, error) {
+	_, err := fsys.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// CloneTree recreates directory src at dst (which must not exist) with
+// hard links to src's files where both are on one filesystem, copies
+// otherwise, with their modes. It is for directories that are never
+// modified in place (tree generations, compiled databases), where a link is
+// as good as a copy. Nothing is synced. Anything but regular files and
+// directories is refused.
+func CloneTree(fsys FS, src, dst string) error {
+	fi, err := fsys.Lstat(src)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return pathError("copy", fsys.Host(src), fmt.Errorf("a %s where a directory belongs", Kind(fi.Mode())))
+	}
+	if err := fsys.Mkdir(dst, fi.Mode().Perm()); err != nil {
+		return err
+	}
+	entries, err := fsys.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		s, d := path.Join(src, e.Name()), path.Join(dst, e.Name())
+		switch {
+		case e.IsDir():
+			if err := CloneTree(fsys, s, d); err != nil {
+				return err
+			}
+		case e.Type().IsRegular():
+			err := fsys.Link(s, d)
+			if errors.Is(err, ErrCrossDevice) {
+				err = CopyFile(fsys, s, d)
+			}
+			if err != nil {
+				return err
+			}
+		default:
+			return pathError("copy", fsys.Host(s), fmt.Errorf("a %s where only files and directories belong", Kind(e.Type())))
+		}
+	}
+	return nil
+}
+
+// CopyFile copies the regular file src to the new file dst, with its mode.
+// Nothing is synced.
+func CopyFile(fsys FS, src, dst string) error {
+	fi, err := fsys.Lstat(src)
+	if err != nil {
+		return err
+	}
+	b, err := fsys.ReadFile(src, 0)
+	if err != nil {
+		return err
+	}
+	return fsys.Create(dst, b, fi.Mode().Perm())
+}
+
+// SweepSymlink removes what interrupted swaps of the link dir/base left:
+// renameio stages a swap in a hidden directory named after the link and
+// random digits, holding the new link as tmp.symlink, and removes it when
+// done; a crash in between leaves it. Such leftovers are unused, and their
+// removal is not synced.
+func SweepSymlink(fsys FS, dir, base string) error {
+	entries, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), "."+base)
+		if !ok || !e.IsDir() || rest == "" || strings.Trim(rest, "0123456789") != "" {
+			continue
+		}
+		p := path.Join(dir, e.Name())
+		sub, err := fsys.ReadDir(p)
+		if err != nil || len(sub) > 1 || (len(sub) == 1 && sub[0].Name() != "tmp.symlink") {
+			continue
+		}
+		if err := fsys.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SweepTemp removes the temporary files an interrupted atomic write left
+// in dir: renameio names them after the file, with a leading dot and
+// random digits (".state123456"). Only leftovers of the files named in
+// bases are removed; with no bases, those of any file.
+func SweepTemp(fsys FS, dir string, bases ...string) error {
+	entries, err := fsys.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		name := e.Name()
+		if !strings.HasPrefix(name, ".") {
+			continue
+		}
+		stem := strings.TrimRight(name, "-0123456789")
+		if stem == name || stem == "." {
+			continue
+		}
+		if len(bases) > 0 && !slices.Contains(bases, stem[1:]) {
+			continue
+		}
+		if err := fsys.Remove(path.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Kind names a file mode's type for messages.
+func Kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}

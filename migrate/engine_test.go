@@ -1,0 +1,146 @@
+package migrate
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"github.com/treeshift/treeshift/internal/owner"
+)
+
+const svcA = "[main]\n@type = longrun\n@version = 1.0.0\n@description = \"a\"\n@user = ( root )\n@depends = ( b )\n\n[start]\n@execute = ( a )\n"
+const svcB = "[main]\n@type = oneshot\n@version = 1.0.0\n@description = \"b\"\n@user = ( root )\n\n[start]\n@execute = ( b )\n"
+
+func newSmall(t *testing.T) *Engine {
+	t.Helper()
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc/treeshift/service")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "a"), []byte(svcA), 0o644)
+	os.WriteFile(filepath.Join(dir, "b"), []byte(svcB), 0o644)
+	o, err := owner.ForUID(0, root, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(o, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestEnablePullsDependenciesAndKeepsFormat(t *testing.T) {
+	s := newSmall(t)
+	if err := s.CreateTree("t", CreateOptions{Format: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := s.Load("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Format != 2 {
+		t.Errorf("tree format %d after enable, want 2", tr.Format)
+	}
+	var order []string
+	for _, e := range tr.Index.Entries {
+		order = append(order, e.Name)
+	}
+	if !reflect.DeepEqual(order, []string{"b", "a"}) {
+		t.Errorf("index order %v", order)
+	}
+	if src := tr.Service("a").Source; src != "/etc/treeshift/service/a" {
+		t.Errorf("source recorded as %s, want the path inside the root", src)
+	}
+}
+
+// Every change leaves exactly one generation when the tree is not live, and
+// the live one besides while a live link still points elsewhere; leftovers
+// of an interrupted change are collected by the next one.
+func TestGenerationsCollected(t *testing.T) {
+	s := newSmall(t)
+	s.CreateTree("t", CreateOptions{Format: 1})
+	s.EnableServices("t", []string{"b"})
+	if err := s.Init("t"); err != nil {
+		t.Fatal(err)
+	}
+	// A crash between staging and commit leaves an orphan generation.
+	orphan := s.Store.GenDir("t", 99)
+	os.MkdirAll(s.Host(orphan), 0o755)
+	if err := s.EnableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	gens, _ := s.Store.Generations("t")
+	cur, _ := s.Load("t")
+	if len(gens) != 1 || gens[0] != cur.Gen {
+		t.Errorf("generations %v, want only the current %d", gens, cur.Gen)
+	}
+	target, err := s.Live.Tree("t").Target()
+	if err != nil || target != cur.CompiledDir() {
+		t.Errorf("live link -> %s (%v), want the current database %s", target, err, cur.CompiledDir())
+	}
+}
+
+func TestStatusOfLiveTree(t *testing.T) {
+	s := newSmall(t)
+	s.CreateTree("t", CreateOptions{Format: 3, Enable: true, Current: true})
+	s.EnableServices("t", []string{"a"})
+	s.Init("t")
+	if err := s.Start("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Stop("t", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start("t", []string{"b"})
+	st, err := s.Status(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := st.Trees[0]
+	if ts.Format != 3 || !ts.Enabled || ts.Position != 1 || !ts.Current || st.Stamp != 3 {
+		t.Errorf("tree status %+v stamp %d", ts, st.Stamp)
+	}
+	want := []LiveServiceStatus{{Name: "b", Up: true, State: "up"}, {Name: "a", Up: false, State: "down"}}
+	if !reflect.DeepEqual(ts.Live.Services, want) {
+		t.Errorf("live %+v, want %+v (stopping b stopped a)", ts.Live.Services, want)
+	}
+	if ts.Live.Compiled != "/var/lib/treeshift/tree/t/compiled" {
+		t.Errorf("compiled %s", ts.Live.Compiled)
+	}
+}
+
+func TestRelativeLiveRefused(t *testing.T) {
+	o, _ := owner.ForUID(0, "/", nil)
+	_, err := Open(o, Options{Live: "run/x"})
+	if _, ok := err.(*UsageError); !ok || !strings.Contains(err.Error(), "not an absolute path") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// A detached status equals the original and shares none of its strings, so
+// holding it does not hold the records they were cut from.
+func TestDetachedSharesNothing(t *testing.T) {
+	record := "name=sshd\ntype=longrun\nversion=1.0\ndigest=sha256:ab\ndepends=net\n"
+	cut := func(s string) string { i := strings.Index(record, s); return record[i : i+len(s)] }
+	ts := TreeStatus{Name: cut("sshd"), Allow: []string{cut("net")},
+		Services: []ServiceStatus{{Name: cut("sshd"), Type: cut("longrun"), Version: cut("1.0"), Digest: cut("sha256:ab"),
+			Depends: []string{cut("net")}, Contents: []string{}}},
+		Live: LiveStatus{Initialized: true, Compiled: cut("type"), Services: []LiveServiceStatus{{Name: cut("sshd"), Up: true, Pid: 9}}}}
+	d := ts.Detached()
+	if !reflect.DeepEqual(d, ts) {
+		t.Fatalf("detached %+v, want %+v", d, ts)
+	}
+	start, end := unsafe.StringData(record), unsafe.Add(unsafe.Pointer(unsafe.StringData(record)), len(record))
+	for _, s := range []string{d.Name, d.Allow[0], d.Services[0].Name, d.Services[0].Type, d.Services[0].Version,
+		d.Services[0].Digest, d.Services[0].Depends[0], d.Live.Compiled, d.Live.Services[0].Name} {
+		if p := unsafe.Pointer(unsafe.StringData(s)); uintptr(p) >= uintptr(unsafe.Pointer(start)) && uintptr(p) < uintptr(end) {
+			t.Errorf("%q still points into the record", s)
+		}
+	}
+}

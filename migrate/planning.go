@@ -1,0 +1,62 @@
+package migrate
+
+import (
+	"github.com/treeshift/treeshift/tree"
+)
+
+// Plan plans tree name's move to format to, checking its current condition.
+// A hop that is AT_CREATION comes with the commands that recreate the tree.
+func (e *Engine) Plan(name string, to int) (*Plan, error) {
+	t, err := e.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	return e.planLoaded(t, to)
+}
+
+// planLoaded is Plan for a tree the caller has loaded.
+func (e *Engine) planLoaded(t *tree.Tree, to int) (*Plan, error) {
+	c, err := e.ConditionOf(t)
+	if err != nil {
+		return nil, err
+	}
+	p, err := e.Registry.NewPlan(c, t.Format, to, e.Suggest)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range p.Hops {
+		if h.Tunability == AtCreation {
+			state, err := e.Store.ReadState()
+			if err != nil {
+				return nil, err
+			}
+			ts, err := e.TreeStatus(t, state)
+			if err != nil {
+				return nil, err
+			}
+			p.Recreate = Recreate(ts, state.Order, to, e.Suggest)
+			break
+		}
+	}
+	return p, nil
+}
+
+// Plans plans the move of the trees names (all, in start order, when there
+// are none) to format to.
+func (e *Engine) Plans(names []string, to int) ([]*Plan, error) {
+	if len(names) == 0 {
+		var err error
+		if names, err = e.Ordered(); err != nil {
+			return nil, err
+		}
+	}
+	plans := []*Plan{}
+	for _, n := range names {
+		p, err := e.Plan(n, to)
+		if err != nil {
+			return nil, err
+		}
+		plans = append(plans, p)
+	}
+	return plans, nil
+}

@@ -1,0 +1,165 @@
+package migrate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// StuckError reports trees an interrupted run could not be finished or
+// rolled back for, each with what stopped it and the way out. The other
+// trees of that run were dealt with.
+type StuckError struct {
+	Trees map[string]error
+	Cmd   func(args ...string) string
+}
+
+func (e *StuckError) Error() string {
+	names := make([]string, 0, len(e.Trees))
+	for n := range e.Trees {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for i, n := range names {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "recover tree %s: %v", n, e.Trees[n])
+	}
+	return b.String()
+}
+
+// Recover finishes or rolls back an interrupted run, and returns the trees
+// it dealt with. Each tree is finished on its own: one that cannot be is
+// reported (a *StuckError) and stays in the journal, and the others are
+// done with.
+func (e *Engine) Recover() ([]string, error) {
+	j, err := e.readJournal()
+	if err != nil || j == nil {
+		return nil, err
+	}
+	for _, x := range j.Trees {
+		if x.Committed {
+			e.act("complete interrupted transition of tree: %s to format %d", x.Tree, x.To)
+		} else {
+			e.act("roll back interrupted transition of tree: %s to format %d", x.Tree, x.From)
+		}
+	}
+	errs := e.finish(j)
+	var names []string
+	for _, x := range j.Trees {
+		if errs[x.Tree] != nil {
+			continue
+		}
+		names = append(names, x.Tree)
+		if x.Committed {
+			e.note(2, "completed the interrupted transition of tree %s to format %d", x.Tree, x.To)
+		} else {
+			e.note(2, "rolled back the interrupted transition of tree %s: it is in format %d again", x.Tree, x.From)
+		}
+	}
+	if len(errs) > 0 {
+		return names, &StuckError{Trees: errs}
+	}
+	return names, nil
+}
+
+// finish ends a run from its journal: a committed tree keeps its new
+// generation (its live link on it), any other goes back to the generation
+// it was at, its tree link first, then its live link; then copies and
+// unused generations go. Each tree is finished on its own, and the errors
+// of those that could not be are returned by tree name; the journal is then
+// rewritten with just those, or closed when there are none. Every step can
+// be repeated, so a crash during finish is handled by finishing again.
+func (e *Engine) finish(j *journal) map[string]error {
+	errs := map[string]error{}
+	for _, x := range j.Trees {
+		if err := e.finishTree(x); err != nil {
+			errs[x.Tree] = err
+		}
+	}
+	cleanup := make([]error, len(j.Trees))
+	e.parallel(len(j.Trees), func(i int, _ *lines) {
+		x := j.Trees[i]
+		if errs[x.Tree] != nil {
+			return
+		}
+		if cleanup[i] = e.Live.Tree(x.Tree).RemoveTemp(); cleanup[i] == nil {
+			cleanup[i] = e.Collect(x.Tree)
+		}
+	})
+	for i, err := range cleanup {
+		if err != nil {
+			errs[j.Trees[i].Tree] = err
+		}
+	}
+	if len(errs) == 0 {
+		if err := e.Store.RemoveJournal(journalEntry); err != nil {
+			for _, x := range j.Trees {
+				errs[x.Tree] = err
+			}
+			return errs
+		}
+		e.note(4, "removed temporary copies and unused generations of %d tree(s); closed the journal", len(j.Trees))
+		return errs
+	}
+	kept := *j
+	kept.Trees = nil
+	for _, x := range j.Trees {
+		if errs[x.Tree] != nil {
+			kept.Trees = append(kept.Trees, x)
+		}
+	}
+	if err := e.writeJournal(&kept); err != nil {
+		for _, x := range kept.Trees {
+			errs[x.Tree] = fmt.Errorf("%w; and the journal could not be rewritten: %v", errs[x.Tree], err)
+		}
+	}
+	return errs
+}
+
+// finishTree puts one tree's links where its journal entry says.
+func (e *Engine) finishTree(x entry) error {
+	// A tree live in another live directory has a link this run cannot
+	// see: moving or collecting anything could leave that link dangling.
+	if x.Live && x.LiveDir != e.LiveDir {
+		p := e.Suggest
+		p.Live = x.LiveDir
+		return &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: %s",
+			x.Tree, x.LiveDir, p.Cmd("update"))}
+	}
+	lt := e.Live.Tree(x.Tree)
+	// After a reboot a live directory on tmpfs is empty: a tree not
+	// initialized again has no link to move.
+	live, err := lt.Initialized()
+	if err != nil {
+		return err
+	}
+	if x.Committed {
+		if !live {
+			return nil
+		}
+		gen, err := e.Store.CurrentGen(x.Tree)
+		if err != nil {
+			return err
+		}
+		compiled := e.Store.CompiledDir(x.Tree, gen)
+		if cur, err := lt.Target(); err == nil && cur == compiled {
+			return nil
+		}
+		return e.relink(lt, compiled, true)
+	}
+	if _, err := e.Store.LoadGen(x.Tree, x.Gen); err != nil {
+		return &InconsistentError{fmt.Sprintf("the generation it was at before the interrupted transition is unusable: %v: "+
+			"keep its newest readable generation with %s, or remove the tree with %s",
+			err, e.Suggest.Cmd("update", "--abandon", x.Tree), e.Suggest.Cmd("tree", "destroy", x.Tree))}
+	}
+	if err := e.Store.Commit(x.Tree, x.Gen, true); err != nil {
+		return err
+	}
+	if live {
+		return e.relink(lt, e.Store.CompiledDir(x.Tree, x.Gen), true)
+	}
+	return nil
+}

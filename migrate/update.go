@@ -1,0 +1,134 @@
+package migrate
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/treeshift/treeshift/format"
+)
+
+// UpdateReport is what an update did: the document `update --json` prints.
+type UpdateReport struct {
+	Schema    int      `json:"schema"`
+	DryRun    bool     `json:"dry_run"`
+	To        int      `json:"to"`
+	Recovered []string `json:"recovered"`
+	Trees     []Result `json:"trees"`
+}
+
+// NotUpdatedError reports the trees an update did not move; each one's
+// reason is in the report.
+type NotUpdatedError struct{ Trees []string }
+
+func (e *NotUpdatedError) Error() string {
+	return fmt.Sprintf("tree(s) not updated: %s", join(e.Trees))
+}
+
+// Update moves the trees names (all of the owner's, in start order, when
+// there are none) to format to, as `treeshift update` does: under the owner
+// lock, it first finishes or rolls back an interrupted update, then runs
+// the transition, then moves the owner's format stamp if every tree is in
+// format to. The report says what happened to each tree; the error is set
+// when a tree was not moved (a *NotUpdatedError), or when the run could not
+// start. Unknown trees and formats are usage errors, found before the lock
+// is taken.
+func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
+	if e.Registry.Version(to) == nil {
+		_, err := format.Get(to)
+		if err == nil {
+			err = fmt.Errorf("format %d has no directives", to)
+		}
+		return nil, &UsageError{Err: err}
+	}
+	for _, n := range names {
+		if err := e.CheckTree(n); err != nil {
+			return nil, err
+		}
+	}
+	unlock, err := e.Lock(false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	report := &UpdateReport{Schema: 1, DryRun: e.DryRun, To: to, Recovered: []string{}, Trees: []Result{}}
+	recovered, err := e.Recover()
+	report.Recovered = append(report.Recovered, recovered...)
+	var stuck *StuckError
+	if errors.As(err, &stuck) {
+		// The trees that could not be recovered stay as they are; the
+		// others are free to move.
+		names = without(names, stuck.Trees)
+	} else if err != nil {
+		return report, err
+	}
+	if len(names) == 0 {
+		all, err := e.Ordered()
+		if err != nil {
+			return report, err
+		}
+		names = all
+		if stuck != nil {
+			names = without(names, stuck.Trees)
+		}
+	}
+	report.Trees = e.transition(names, target{to: to})
+	var bad []string
+	for _, r := range report.Trees {
+		if r.Error != "" {
+			bad = append(bad, r.Tree)
+		}
+	}
+	if stuck != nil {
+		return report, errors.Join(stuck, notUpdated(bad))
+	}
+	if len(bad) > 0 {
+		return report, &NotUpdatedError{Trees: bad}
+	}
+	if err := e.stamp(to); err != nil {
+		return report, err
+	}
+	return report, nil
+}
+
+func notUpdated(bad []string) error {
+	if len(bad) == 0 {
+		return nil
+	}
+	return &NotUpdatedError{Trees: bad}
+}
+
+func without(names []string, drop map[string]error) []string {
+	var out []string
+	for _, n := range names {
+		if drop[n] == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// stamp records v as the owner's format stamp once every tree is in it. A
+// system directory without a stamp yet (no tree was ever created) keeps
+// none.
+func (e *Engine) stamp(v int) error {
+	names, err := e.Store.Names()
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		f, err := e.Store.PeekFormat(n)
+		if err != nil {
+			return err
+		}
+		if f != v {
+			return nil
+		}
+	}
+	st, err := e.Store.ReadState()
+	if err != nil || st.Stamp == v || st.Stamp == 0 {
+		return err
+	}
+	e.act("update format stamp of %s to: %d", e.Store.Dir, v)
+	st.Stamp = v
+	return e.Store.WriteState(st)
+}

@@ -1,9 +1,0 @@
-package update_test
-
-import (
-	"testing"
-
-	"github.com/treeshift/treeshift/internal/faulttest"
-)
-
-func TestMain(m *testing.M) { faulttest.Main(m) }
