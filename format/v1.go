@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ type v1 struct{}
 
 func (v1) Version() int   { return 1 }
 func (v1) Marker() string { return "meta" }
+
+func (v1) indexFile() string            { return "compiled/index" }
+func (v1) recordFile(svc string) string { return "resolve/" + svc }
+func (v1) recordRef(svc string) string  { return "resolve/" + svc }
 
 const v1Header = "format=1"
 
@@ -89,6 +94,11 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 	listed := list(meta.one("services"))
 	isListed := make(map[string]bool, len(listed))
 	for _, svc := range listed {
+		// Checked before the name becomes a path: "../meta" would read
+		// another file as a record.
+		if err := model.CheckName(svc); err != nil {
+			return nil, bad("meta", "services: %v", err)
+		}
 		isListed[svc] = true
 	}
 	// A resolve file that meta does not list is as wrong as a missing one:
@@ -213,6 +223,12 @@ func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", lines-2, clip(last))
 		}
 		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
+	}
+	// Every value is text: a byte that is not UTF-8 is damage, and would
+	// otherwise be carried into another format, to fail a later check that
+	// can no longer say which file it came from.
+	if i := invalidUTF8(b); i >= 0 {
+		return nil, bad(name, "invalid UTF-8 at byte %d (line %d)", i, bytes.Count(b[:i], []byte("\n"))+1)
 	}
 	r := &v1Record{keys: make([]string, 0, lines-2), vals: make([]string, 0, lines-2)}
 	// seenAt holds the line of each key's first appearance. Every key list of
