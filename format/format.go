@@ -5,8 +5,8 @@
 // decides where and how durably those files land.
 //
 // Every file a codec writes states its version, and every decoder rejects an
-// unknown version, a checksum mismatch, truncation, garbage, text that is
-// not UTF-8, or a tree whose parts disagree, with a
+// unknown version, a checksum mismatch, truncation, garbage, a file over its
+// size limit, text that is not UTF-8, or a tree whose parts disagree, with a
 // *FileError naming the file; none panics and none falls back to a default.
 package format
 
@@ -148,16 +148,6 @@ func Read(fsys fs.FS) (*model.Tree, int, error) {
 		return nil, 0, err
 	}
 	return t, c.Version(), nil
-}
-
-// readFile reads name from fsys, turning a missing or unreadable file into a
-// FileError naming it.
-func readFile(fsys fs.FS, name string) ([]byte, error) {
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return nil, bad(name, "%v", unwrapFS(err))
-	}
-	return b, nil
 }
 
 // unwrapFS drops the path wrapper: FileError names the file itself.

@@ -79,6 +79,9 @@ func (v2) Encode(t *model.Tree) ([]File, error) {
 		{Name: "tree.json", Data: tb, Mode: 0o644},
 		{Name: "compiled/index.json", Data: ib, Mode: 0o644},
 	}
+	if err := checkEncoded(files); err != nil {
+		return nil, err
+	}
 	return files, nil
 }
 

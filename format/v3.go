@@ -219,6 +219,9 @@ func (v3) Encode(t *model.Tree) ([]File, error) {
 		{Name: "tree.cdb", Data: tb, Mode: 0o644},
 		{Name: "compiled/index.cdb", Data: ib, Mode: 0o644},
 	}
+	if err := checkEncoded(files); err != nil {
+		return nil, err
+	}
 	return files, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -275,6 +277,150 @@ func TestNameMessagesShowCharacters(t *testing.T) {
 	fsys["meta"] = &fstest.MapFile{Data: []byte(meta)}
 	_, _, err := Read(fsys)
 	wantFileError(t, "v1 meta", err, "meta", `services: name "café" contains 'é': only letters, digits and ._@-+: are allowed`)
+}
+
+// sizedFS stands for a tree whose files have the sizes of size, not those
+// of their data, and fails the test when it is asked for the contents of one
+// larger than readable: a limit must be checked before a file is read.
+type sizedFS struct {
+	fstest.MapFS
+	t        *testing.T
+	size     map[string]int64
+	readable int64
+}
+
+type sizedInfo struct {
+	fs.FileInfo
+	size int64
+}
+
+func (i sizedInfo) Size() int64 { return i.size }
+
+type sizedEntry struct {
+	fs.DirEntry
+	fsys sizedFS
+	name string
+}
+
+func (e sizedEntry) Info() (fs.FileInfo, error) { return e.fsys.Stat(e.name) }
+
+func (f sizedFS) checkRead(name string) {
+	if s, ok := f.size[name]; ok && s > f.readable {
+		f.t.Errorf("%s (%d bytes) read", name, s)
+	}
+}
+
+func (f sizedFS) Open(name string) (fs.File, error) {
+	f.checkRead(name)
+	return f.MapFS.Open(name)
+}
+
+func (f sizedFS) ReadFile(name string) ([]byte, error) {
+	f.checkRead(name)
+	return f.MapFS.ReadFile(name)
+}
+
+func (f sizedFS) Stat(name string) (fs.FileInfo, error) {
+	fi, err := f.MapFS.Stat(name)
+	if s, ok := f.size[name]; ok && err == nil {
+		return sizedInfo{fi, s}, nil
+	}
+	return fi, err
+}
+
+func (f sizedFS) ReadDir(name string) ([]fs.DirEntry, error) {
+	entries, err := f.MapFS.ReadDir(name)
+	for i, e := range entries {
+		entries[i] = sizedEntry{e, f, path.Join(name, e.Name())}
+	}
+	return entries, err
+}
+
+var _ interface {
+	fs.ReadDirFS
+	fs.ReadFileFS
+	fs.StatFS
+} = sizedFS{}
+
+func TestSizeLimits(t *testing.T) {
+	const record, whole = 1 << 20, 64 << 20
+	for _, tc := range []struct {
+		v    int
+		name string
+		size int64
+		want string // "" when accepted
+	}{
+		{1, "resolve/ntpd", record + 1, "1048577 bytes, over the 1048576-byte limit of a record"},
+		{1, "resolve/ntpd", record, ""},
+		{1, "meta", whole + 1, "67108865 bytes, over the 67108864-byte limit of a tree file"},
+		{1, "meta", whole, ""},
+		{1, "compiled/index", whole + 1, "67108865 bytes, over the 67108864-byte limit of a tree file"},
+		{2, "tree.json", 1 << 40, "1099511627776 bytes, over the 67108864-byte limit of a tree file"},
+		{2, "tree.json", whole, ""},
+		{2, "compiled/index.json", whole + 1, "67108865 bytes, over the 67108864-byte limit of a tree file"},
+		{3, "tree.cdb", whole + 1, "67108865 bytes, over the 67108864-byte limit of a tree file"},
+		{3, "tree.cdb", whole, ""},
+		{3, "compiled/index.cdb", whole + 1, "67108865 bytes, over the 67108864-byte limit of a tree file"},
+	} {
+		c, _ := Get(tc.v)
+		fsys := sizedFS{MapFS: encode(t, c, treetest.Sample()), t: t, size: map[string]int64{tc.name: tc.size}, readable: whole}
+		if tc.name == "resolve/ntpd" {
+			fsys.readable = record
+		}
+		_, _, err := Read(fsys)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("v%d: %s of %d bytes: %v", tc.v, tc.name, tc.size, err)
+			}
+			continue
+		}
+		wantFileError(t, fmt.Sprintf("v%d: %s of %d bytes", tc.v, tc.name, tc.size), err, tc.name, tc.want)
+	}
+
+	// v1 spreads a tree over files: its records together are held to the
+	// limit of a tree file, so v1 cannot load more than v2 or v3 would.
+	tr := &model.Tree{Name: "t"}
+	size := map[string]int64{}
+	for i := range 70 {
+		n := fmt.Sprintf("s%02d", i)
+		tr.Put(model.Service{Name: n, Type: model.Longrun})
+		size["resolve/"+n] = record
+	}
+	fsys := sizedFS{MapFS: encode(t, v1{}, tr), t: t, size: size, readable: 0}
+	_, _, err := Read(fsys)
+	wantFileError(t, "70 records of 1 MiB", err, "resolve", "73400320 bytes in 70 records, over the 67108864-byte limit of a tree file")
+}
+
+// What the encoder writes, the decoder must read back: a record over the
+// limit is refused when written, not after.
+func TestEncodeRefusesOverLimit(t *testing.T) {
+	tr := treetest.Sample()
+	tr.Service("ntpd").Description = strings.Repeat("x", 1<<20)
+	_, err := v1{}.Encode(tr)
+	var fe *FileError
+	if !errors.As(err, &fe) || fe.Name != "resolve/ntpd" || !strings.HasSuffix(fe.Msg, "bytes, over the 1048576-byte limit of a record") {
+		t.Errorf("v1 encode of a 1 MiB description: %v", err)
+	}
+	for _, c := range All()[1:] {
+		if _, err := c.Encode(tr); err != nil {
+			t.Errorf("v%d: a 1 MiB description fits a tree file: %v", c.Version(), err)
+		}
+	}
+}
+
+// A decoder that checks sizes from the directory listing must still see a
+// file missing, and report it as before.
+func TestMissingFileNamed(t *testing.T) {
+	for _, c := range All() {
+		fsys := encode(t, c, treetest.Sample())
+		name := wantIndexFile[c.Version()]
+		delete(fsys, name)
+		_, _, err := Read(fsys)
+		var fe *FileError
+		if !errors.As(err, &fe) || fe.Name != name || !strings.Contains(fe.Msg, "not exist") {
+			t.Errorf("v%d: %s missing: %v", c.Version(), name, err)
+		}
+	}
 }
 
 // A v3 record that no lookup reaches is checksummed like the others but
