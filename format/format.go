@@ -5,7 +5,8 @@
 // decides where and how durably those files land.
 //
 // Every file a codec writes states its version, and every decoder rejects an
-// unknown version, a checksum mismatch, truncation or garbage with a
+// unknown version, a checksum mismatch, truncation, garbage, a file over its
+// size limit, text that is not UTF-8, or a tree whose parts disagree, with a
 // *FileError naming the file; none panics and none falls back to a default.
 package format
 
@@ -15,6 +16,7 @@ import (
 	"io/fs"
 	"slices"
 	"testing/fstest"
+	"unicode/utf8"
 
 	"github.com/treeshift/treeshift/internal/fserr"
 	"github.com/treeshift/treeshift/internal/model"
@@ -130,7 +132,9 @@ func Detect(fsys fs.FS) (Codec, error) {
 }
 
 // Read detects the format of the tree in fsys and decodes it, then checks the
-// result's invariants, so every caller gets a valid tree or an error.
+// result's invariants and that its parts agree (see check), so every caller
+// gets a tree treeshift could have written, or an error naming the file at
+// fault.
 func Read(fsys fs.FS) (*model.Tree, int, error) {
 	c, err := Detect(fsys)
 	if err != nil {
@@ -140,24 +144,30 @@ func Read(fsys fs.FS) (*model.Tree, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := t.Validate(); err != nil {
-		return nil, 0, bad(c.Marker(), "%v", err)
+	if err := check(c, t); err != nil {
+		return nil, 0, err
 	}
 	return t, c.Version(), nil
 }
 
-// readFile reads name from fsys, turning a missing or unreadable file into a
-// FileError naming it.
-func readFile(fsys fs.FS, name string) ([]byte, error) {
-	b, err := fs.ReadFile(fsys, name)
-	if err != nil {
-		return nil, bad(name, "%v", unwrapFS(err))
-	}
-	return b, nil
-}
-
 // unwrapFS drops the path wrapper: FileError names the file itself.
 func unwrapFS(err error) error { return fserr.Cause(err) }
+
+// invalidUTF8 returns the offset of the first byte of b that is not part of
+// valid UTF-8, or -1.
+func invalidUTF8(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
 
 // ReadFiles decodes a tree from its encoded files held in memory, with the
 // same checks as Read: how a conversion verifies an intermediate format

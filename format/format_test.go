@@ -4,12 +4,14 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"testing/fstest"
 
 	"github.com/treeshift/treeshift/internal/cdb"
+	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/treetest"
 )
@@ -222,6 +224,18 @@ func fuzzDecoder(f *testing.F, c Codec) {
 		if err != nil || !reflect.DeepEqual(again, tr) {
 			t.Fatalf("accepted tree does not round-trip: %v", err)
 		}
+		// and hold the index the compiler computes from its records.
+		x, err := compile.Index(tr)
+		if err != nil || !sameIndex(x, tr.Index) {
+			t.Fatalf("accepted index %v, the compiler's is %v (%v)", tr.Index, x, err)
+		}
+	})
+}
+
+// sameIndex compares indexes, an empty list of dependencies equal to none.
+func sameIndex(a, b model.Index) bool {
+	return slices.EqualFunc(a.Entries, b.Entries, func(x, y model.IndexEntry) bool {
+		return x.Name == y.Name && x.Type == y.Type && slices.Equal(x.Deps, y.Deps)
 	})
 }
 

@@ -1,6 +1,7 @@
 package format
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,10 @@ type v1 struct{}
 
 func (v1) Version() int   { return 1 }
 func (v1) Marker() string { return "meta" }
+
+func (v1) indexFile() string            { return "compiled/index" }
+func (v1) recordFile(svc string) string { return "resolve/" + svc }
+func (v1) recordRef(svc string) string  { return "resolve/" + svc }
 
 const v1Header = "format=1"
 
@@ -63,6 +68,9 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		kv("entry", e.Name+" "+e.Type+" "+deps)
 	}
 	files = append(files, File{Name: "compiled/index", Data: v1End(&b), Mode: 0o644})
+	if err := checkEncoded(files); err != nil {
+		return nil, err
+	}
 	return files, nil
 }
 
@@ -89,19 +97,34 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 	listed := list(meta.one("services"))
 	isListed := make(map[string]bool, len(listed))
 	for _, svc := range listed {
+		// Checked before the name becomes a path: "../meta" would read
+		// another file as a record.
+		if err := model.CheckName(svc); err != nil {
+			return nil, bad("meta", "services: %v", err)
+		}
 		isListed[svc] = true
 	}
 	// A resolve file that meta does not list is as wrong as a missing one:
 	// either means the tree was changed behind treeshift's back. The
-	// directory listing also says what each entry is, so a record that is
-	// not a regular file is refused without opening it (a FIFO would block).
-	types := make(map[string]fs.FileMode, len(listed))
+	// directory listing also says what each entry is and its size, so a
+	// record that is not a regular file (a FIFO would block) or is too
+	// large is refused without opening it, and so are records too large
+	// together, before any is read.
 	if entries, err := fs.ReadDir(fsys, "resolve"); err == nil {
+		var total int64
 		for _, de := range entries {
+			name := path.Join("resolve", de.Name())
 			if !isListed[de.Name()] {
-				return nil, bad(path.Join("resolve", de.Name()), "not listed in meta's services=")
+				return nil, bad(name, "not listed in meta's services=")
 			}
-			types[de.Name()] = de.Type()
+			size, err := checkEntry(name, de)
+			if err != nil {
+				return nil, err
+			}
+			total += size
+		}
+		if err := checkResolveTotal(total, len(entries)); err != nil {
+			return nil, err
 		}
 	} else if len(listed) > 0 || !errors.Is(err, fs.ErrNotExist) {
 		return nil, bad("resolve", "%v", unwrapFS(err))
@@ -111,10 +134,11 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 	}
 	for _, svc := range listed {
 		name := path.Join("resolve", svc)
-		if typ, ok := types[svc]; ok && !typ.IsRegular() {
-			return nil, bad(name, "is not a regular file")
+		b, err := readChecked(fsys, name)
+		if err != nil {
+			return nil, err
 		}
-		r, err := v1Read(fsys, name, v1ResolveKeys)
+		r, err := v1Parse(name, b, v1ResolveKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -183,13 +207,18 @@ func (r *v1Record) all(k string) []string {
 	return out
 }
 
-// v1Read parses a v1 file whose keys are keys. Only "env" and "entry" may
-// repeat; every other key must appear exactly once.
+// v1Read reads and parses the v1 file name, whose keys are keys.
 func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 	b, err := readFile(fsys, name)
 	if err != nil {
 		return nil, err
 	}
+	return v1Parse(name, b, keys)
+}
+
+// v1Parse parses b, the v1 file name, whose keys are keys. Only "env" and
+// "entry" may repeat; every other key must appear exactly once.
+func v1Parse(name string, b []byte, keys []string) (*v1Record, error) {
 	if len(b) == 0 {
 		return nil, bad(name, "empty file")
 	}
@@ -213,6 +242,12 @@ func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
 			return nil, bad(name, "has %d records but its trailer says %s (truncated or edited)", lines-2, clip(last))
 		}
 		return nil, bad(name, "truncated: the last line is %q, not the end= trailer", clip(last))
+	}
+	// Every value is text: a byte that is not UTF-8 is damage, and would
+	// otherwise be carried into another format, to fail a later check that
+	// can no longer say which file it came from.
+	if i := invalidUTF8(b); i >= 0 {
+		return nil, bad(name, "invalid UTF-8 at byte %d (line %d)", i, bytes.Count(b[:i], []byte("\n"))+1)
 	}
 	r := &v1Record{keys: make([]string, 0, lines-2), vals: make([]string, 0, lines-2)}
 	// seenAt holds the line of each key's first appearance. Every key list of

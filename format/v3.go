@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/treeshift/treeshift/internal/cdb"
 	"github.com/treeshift/treeshift/internal/model"
@@ -21,6 +23,12 @@ type v3 struct{}
 
 func (v3) Version() int   { return 3 }
 func (v3) Marker() string { return "tree.cdb" }
+
+func (v3) indexFile() string        { return "compiled/index.cdb" }
+func (v3) recordFile(string) string { return "tree.cdb" }
+func (v3) recordRef(svc string) string {
+	return v3SvcPrefix + svc + " in tree.cdb"
+}
 
 const (
 	v3KeyFormat   = "treeshift-format"
@@ -55,8 +63,11 @@ func (e *v3Enc) flag(v bool) {
 // v3Dec reads fields back, remembering the first error.
 type v3Dec struct {
 	b   []byte
+	n   int // the record's length, to say where in it an error is
 	err error
 }
+
+func newV3Dec(b []byte) *v3Dec { return &v3Dec{b: b, n: len(b)} }
 
 func (d *v3Dec) fail(msg string) {
 	if d.err == nil {
@@ -84,6 +95,12 @@ func (d *v3Dec) str() string {
 	}
 	if n > uint64(len(d.b)) {
 		d.fail(fmt.Sprintf("field of %d bytes runs past the record's end", n))
+		return ""
+	}
+	// Strings are text: raw bytes that are not UTF-8 would be carried
+	// into another format, where JSON cannot even represent them.
+	if i := invalidUTF8(d.b[:n]); i >= 0 {
+		d.fail(fmt.Sprintf("invalid UTF-8 at byte %d of the record", d.n-len(d.b)+i))
 		return ""
 	}
 	s := string(d.b[:n])
@@ -198,37 +215,42 @@ func (v3) Encode(t *model.Tree) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []File{
+	files := []File{
 		{Name: "tree.cdb", Data: tb, Mode: 0o644},
 		{Name: "compiled/index.cdb", Data: ib, Mode: 0o644},
-	}, nil
+	}
+	if err := checkEncoded(files); err != nil {
+		return nil, err
+	}
+	return files, nil
 }
 
-// v3Open reads a cdb file, checks its version and checksum, and returns it.
-func v3Open(fsys fs.FS, name string) (*cdb.Reader, error) {
+// v3Open reads a cdb file, checks its version and checksum, and returns it
+// with the number of its records.
+func v3Open(fsys fs.FS, name string) (*cdb.Reader, int, error) {
 	b, err := readFile(fsys, name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r, err := cdb.Open(b)
 	if err == nil {
 		err = r.Verify()
 	}
 	if err != nil {
-		return nil, bad(name, "%v", err)
+		return nil, 0, bad(name, "%v", err)
 	}
 	v, ok, err := r.Get([]byte(v3KeyFormat))
 	if err != nil {
-		return nil, bad(name, "%v", err)
+		return nil, 0, bad(name, "%v", err)
 	}
 	if !ok {
-		return nil, bad(name, "no %s record: not a treeshift database", v3KeyFormat)
+		return nil, 0, bad(name, "no %s record: not a treeshift database", v3KeyFormat)
 	}
 	if string(v) != "3" {
 		if _, err := strconv.Atoi(string(v)); err == nil {
-			return nil, &UnknownVersionError{Name: name, Version: string(v)}
+			return nil, 0, &UnknownVersionError{Name: name, Version: string(v)}
 		}
-		return nil, bad(name, "%s record %q is not a version number", v3KeyFormat, clip(string(v)))
+		return nil, 0, bad(name, "%s record %q is not a version number", v3KeyFormat, clip(string(v)))
 	}
 	h := sha256.New()
 	var want []byte
@@ -248,15 +270,15 @@ func v3Open(fsys fs.FS, name string) (*cdb.Reader, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, bad(name, "%v", err)
+		return nil, 0, bad(name, "%v", err)
 	}
 	if want == nil {
-		return nil, bad(name, "no %s record", v3KeySum)
+		return nil, 0, bad(name, "no %s record", v3KeySum)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); !bytes.Equal([]byte(got), want) {
-		return nil, bad(name, "checksum mismatch: recorded %s, records hash to %s (truncated or modified)", clip(string(want)), got)
+		return nil, 0, bad(name, "checksum mismatch: recorded %s, records hash to %s (truncated or modified)", clip(string(want)), got)
 	}
-	return r, nil
+	return r, len(seen), nil
 }
 
 func v3Get(r *cdb.Reader, name, key string) (*v3Dec, error) {
@@ -267,12 +289,12 @@ func v3Get(r *cdb.Reader, name, key string) (*v3Dec, error) {
 	if !ok {
 		return nil, bad(name, "missing record %q", key)
 	}
-	return &v3Dec{b: v}, nil
+	return newV3Dec(v), nil
 }
 
 func (v3) Decode(fsys fs.FS) (*model.Tree, error) {
 	const tn, in = "tree.cdb", "compiled/index.cdb"
-	r, err := v3Open(fsys, tn)
+	r, count, err := v3Open(fsys, tn)
 	if err != nil {
 		return nil, err
 	}
@@ -318,25 +340,59 @@ func (v3) Decode(fsys fs.FS) (*model.Tree, error) {
 		}
 		t.Services = append(t.Services, s)
 	}
-	ir, err := v3Open(fsys, in)
+	// Lookups find only what "services" lists: a record it does not would
+	// be checksummed, never read, and dropped by the next conversion.
+	if err := v3OnlyRecords(r, tn, count, len(names)+4, func(k string) bool {
+		n, ok := strings.CutPrefix(k, v3SvcPrefix)
+		return k == v3KeyFormat || k == v3KeySum || k == v3KeyTree || k == v3KeyServices || ok && slices.Contains(names, n)
+	}); err != nil {
+		return nil, err
+	}
+	ir, icount, err := v3Open(fsys, in)
 	if err != nil {
+		return nil, err
+	}
+	if err := v3OnlyRecords(ir, in, icount, 3, func(k string) bool {
+		return k == v3KeyFormat || k == v3KeySum || k == v3KeyIndex
+	}); err != nil {
 		return nil, err
 	}
 	d, err = v3Get(ir, in, v3KeyIndex)
 	if err != nil {
 		return nil, err
 	}
-	count := d.uvarint()
-	if count > uint64(len(d.b)) {
-		return nil, bad(in, "record %q: %d entries cannot fit in %d bytes", v3KeyIndex, count, len(d.b))
+	entries := d.uvarint()
+	if entries > uint64(len(d.b)) {
+		return nil, bad(in, "record %q: %d entries cannot fit in %d bytes", v3KeyIndex, entries, len(d.b))
 	}
-	for i := uint64(0); i < count && d.err == nil; i++ {
+	for i := uint64(0); i < entries && d.err == nil; i++ {
 		t.Index.Entries = append(t.Index.Entries, model.IndexEntry{Name: d.str(), Type: d.str(), Deps: d.list()})
 	}
 	if err := d.end(); err != nil {
 		return nil, bad(in, "record %q: %v", v3KeyIndex, err)
 	}
 	return t, nil
+}
+
+// v3OnlyRecords refuses a database of count records unless it holds only
+// the want records that its decoder has read, all of which expected accepts.
+// Keys are unique (v3Open), so a count equal to want leaves room for no other
+// record; only otherwise are the keys walked, to name the first unexpected
+// one.
+func v3OnlyRecords(r *cdb.Reader, name string, count, want int, expected func(string) bool) error {
+	if count == want {
+		return nil
+	}
+	err := r.ForEach(func(k, _ []byte) error {
+		if !expected(string(k)) {
+			return bad(name, "unexpected record %q", clip(string(k)))
+		}
+		return nil
+	})
+	if err == nil {
+		err = bad(name, "%d records where %d are expected", count, want)
+	}
+	return err
 }
 
 func (v3) Peek(fsys fs.FS) (int, error) {
