@@ -29,7 +29,7 @@ const (
 
 // limitOf returns the limit of the file name and what the message calls it.
 func limitOf(name string) (int64, string) {
-	if strings.HasPrefix(name, "resolve/") {
+	if strings.HasPrefix(name, v1RecordDir+"/") {
 		return MaxRecord, "a record"
 	}
 	return MaxTreeFile, "a tree file"
@@ -46,7 +46,7 @@ func checkSize(name string, size int64) error {
 // tree file.
 func checkResolveTotal(total int64, records int) error {
 	if total > MaxTreeFile {
-		return bad("resolve", "%d bytes in %d records, over the %d-byte limit of a tree file", total, records, MaxTreeFile)
+		return bad(v1RecordDir, "%d bytes in %d records, over the %d-byte limit of a tree file", total, records, MaxTreeFile)
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func checkEncoded(files []File) error {
 		if err := checkSize(f.Name, int64(len(f.Data))); err != nil {
 			return err
 		}
-		if strings.HasPrefix(f.Name, "resolve/") {
+		if strings.HasPrefix(f.Name, v1RecordDir+"/") {
 			total += int64(len(f.Data))
 			records++
 		}

@@ -21,9 +21,9 @@ type v1 struct{}
 func (v1) Version() int   { return 1 }
 func (v1) Marker() string { return "meta" }
 
-func (v1) indexFile() string            { return "compiled/index" }
-func (v1) recordFile(svc string) string { return "resolve/" + svc }
-func (v1) recordRef(svc string) string  { return "resolve/" + svc }
+func (v1) indexFile() string            { return indexDir + "/index" }
+func (v1) recordFile(svc string) string { return v1RecordDir + "/" + svc }
+func (v1) recordRef(svc string) string  { return v1RecordDir + "/" + svc }
 
 const v1Header = "format=1"
 
@@ -56,7 +56,7 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		for _, e := range s.Env {
 			kv("env", e.Key+"="+e.Value)
 		}
-		files = append(files, File{Name: "resolve/" + s.Name, Data: v1End(&b), Mode: 0o644})
+		files = append(files, File{Name: v1RecordDir + "/" + s.Name, Data: v1End(&b), Mode: 0o644})
 	}
 	b.Reset()
 	b.WriteString(v1Header + "\n")
@@ -67,7 +67,7 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		}
 		kv("entry", e.Name+" "+e.Type+" "+deps)
 	}
-	files = append(files, File{Name: "compiled/index", Data: v1End(&b), Mode: 0o644})
+	files = append(files, File{Name: indexDir + "/index", Data: v1End(&b), Mode: 0o644})
 	if err := checkEncoded(files); err != nil {
 		return nil, err
 	}
@@ -110,10 +110,10 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 	// record that is not a regular file (a FIFO would block) or is too
 	// large is refused without opening it, and so are records too large
 	// together, before any is read.
-	if entries, err := fs.ReadDir(fsys, "resolve"); err == nil {
+	if entries, err := fs.ReadDir(fsys, v1RecordDir); err == nil {
 		var total int64
 		for _, de := range entries {
-			name := path.Join("resolve", de.Name())
+			name := path.Join(v1RecordDir, de.Name())
 			if !isListed[de.Name()] {
 				return nil, bad(name, "not listed in meta's services=")
 			}
@@ -127,13 +127,13 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 			return nil, err
 		}
 	} else if len(listed) > 0 || !errors.Is(err, fs.ErrNotExist) {
-		return nil, bad("resolve", "%v", unwrapFS(err))
+		return nil, bad(v1RecordDir, "%v", unwrapFS(err))
 	}
 	if len(listed) > 0 {
 		t.Services = make([]model.Service, 0, len(listed))
 	}
 	for _, svc := range listed {
-		name := path.Join("resolve", svc)
+		name := path.Join(v1RecordDir, svc)
 		b, err := readChecked(fsys, name)
 		if err != nil {
 			return nil, err
@@ -165,14 +165,14 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 		}
 		t.Services = append(t.Services, s)
 	}
-	idx, err := v1Read(fsys, "compiled/index", v1IndexKeys)
+	idx, err := v1Read(fsys, indexDir+"/index", v1IndexKeys)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range idx.all("entry") {
 		f := strings.Split(e, " ")
 		if len(f) != 3 {
-			return nil, bad("compiled/index", "entry=%q is not \"NAME TYPE DEPS\"", e)
+			return nil, bad(indexDir+"/index", "entry=%q is not \"NAME TYPE DEPS\"", e)
 		}
 		deps := []string(nil)
 		if f[2] != "-" {

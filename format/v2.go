@@ -22,7 +22,7 @@ type v2 struct{}
 func (v2) Version() int   { return 2 }
 func (v2) Marker() string { return "tree.json" }
 
-func (v2) indexFile() string        { return "compiled/index.json" }
+func (v2) indexFile() string        { return indexDir + "/index.json" }
 func (v2) recordFile(string) string { return "tree.json" }
 func (v2) recordRef(string) string  { return "in tree.json" }
 
@@ -77,7 +77,7 @@ func (v2) Encode(t *model.Tree) ([]File, error) {
 	}
 	files := []File{
 		{Name: "tree.json", Data: tb, Mode: 0o644},
-		{Name: "compiled/index.json", Data: ib, Mode: 0o644},
+		{Name: indexDir + "/index.json", Data: ib, Mode: 0o644},
 	}
 	if err := checkEncoded(files); err != nil {
 		return nil, err
@@ -338,14 +338,14 @@ func (v2) Decode(fsys fs.FS) (*model.Tree, error) {
 		return nil, err
 	}
 	var idx v2Index
-	body, err = v2Open(fsys, "compiled/index.json", &idx)
+	body, err = v2Open(fsys, indexDir+"/index.json", &idx)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range idx.Entries {
 		t.Index.Entries = append(t.Index.Entries, model.IndexEntry{Name: e.Name, Type: e.Type, Deps: nilIfEmpty(e.Deps)})
 	}
-	if err := v2Canonical("compiled/index.json", body, v2IndexDoc(t)); err != nil {
+	if err := v2Canonical(indexDir+"/index.json", body, v2IndexDoc(t)); err != nil {
 		return nil, err
 	}
 	return t, nil

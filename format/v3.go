@@ -24,7 +24,7 @@ type v3 struct{}
 func (v3) Version() int   { return 3 }
 func (v3) Marker() string { return "tree.cdb" }
 
-func (v3) indexFile() string        { return "compiled/index.cdb" }
+func (v3) indexFile() string        { return indexDir + "/index.cdb" }
 func (v3) recordFile(string) string { return "tree.cdb" }
 func (v3) recordRef(svc string) string {
 	return v3SvcPrefix + svc + " in tree.cdb"
@@ -217,7 +217,7 @@ func (v3) Encode(t *model.Tree) ([]File, error) {
 	}
 	files := []File{
 		{Name: "tree.cdb", Data: tb, Mode: 0o644},
-		{Name: "compiled/index.cdb", Data: ib, Mode: 0o644},
+		{Name: indexDir + "/index.cdb", Data: ib, Mode: 0o644},
 	}
 	if err := checkEncoded(files); err != nil {
 		return nil, err
@@ -293,7 +293,7 @@ func v3Get(r *cdb.Reader, name, key string) (*v3Dec, error) {
 }
 
 func (v3) Decode(fsys fs.FS) (*model.Tree, error) {
-	const tn, in = "tree.cdb", "compiled/index.cdb"
+	const tn, in = "tree.cdb", indexDir + "/index.cdb"
 	r, count, err := v3Open(fsys, tn)
 	if err != nil {
 		return nil, err

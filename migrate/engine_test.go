@@ -8,7 +8,10 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/internal/supervisor"
+	"github.com/treeshift/treeshift/livedb"
 )
 
 const svcA = "[main]\n@type = longrun\n@version = 1.0.0\n@description = \"a\"\n@user = ( root )\n@depends = ( b )\n\n[start]\n@execute = ( a )\n"
@@ -142,5 +145,55 @@ func TestDetachedSharesNothing(t *testing.T) {
 		if p := unsafe.Pointer(unsafe.StringData(s)); uintptr(p) >= uintptr(unsafe.Pointer(start)) && uintptr(p) < uintptr(end) {
 			t.Errorf("%q still points into the record", s)
 		}
+	}
+}
+
+// restarting is the files backend, but a service up gets a new pid after
+// the given number of state reads: a supervisor restarting it while a
+// transition runs.
+type restarting struct {
+	supervisor.Files
+	reads, after int
+}
+
+func (r *restarting) States(t *livedb.Tree, x model.Index) (map[string]supervisor.State, error) {
+	st, err := r.Files.States(t, x)
+	r.reads++
+	for n, s := range st {
+		if s.Up {
+			s.Pid = 100
+			if r.reads > r.after {
+				s.Pid = 200
+			}
+			st[n] = s
+		}
+	}
+	return st, err
+}
+
+// A service that is up with another process once the new database is in
+// place is what verify exists for: the transition is rolled back, naming
+// the service, and the tree is as it was.
+func TestVerifyCatchesARestartedService(t *testing.T) {
+	s := newSmall(t)
+	must(t, s.CreateTree("t", CreateOptions{Format: 1, Enable: true}))
+	must(t, s.EnableServices("t", []string{"a"}))
+	must(t, s.Init("t"))
+	must(t, s.Start("t", []string{"a"}))
+	// The check phase reads the states twice (condition, saved state);
+	// the third read is verify's.
+	s.Backend = &restarting{after: 2}
+	before, err := s.Status(nil)
+	must(t, err)
+	s.Backend.(*restarting).reads = 0
+	r, err := s.Update(nil, 3)
+	if err == nil || !strings.Contains(r.Trees[0].Error, "service b of tree t was up with pid 100 and is now up with pid 200") {
+		t.Fatalf("update with a restarted service: %+v, %v", r, err)
+	}
+	s.Backend = &restarting{after: 1 << 30}
+	after, err := s.Status(nil)
+	must(t, err)
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("tree not rolled back:\nbefore %+v\nafter  %+v", before, after)
 	}
 }
