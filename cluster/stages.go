@@ -75,7 +75,7 @@ func (c *Cluster) Init(o InitOptions) error {
 		return err
 	}
 	if ok, _ := sh.Store.Exists("cluster"); !ok {
-		unlock, err := sh.Lock(true)
+		unlock, err := sh.LockTrees("cluster")
 		if err != nil {
 			return err
 		}

@@ -327,3 +327,74 @@ func TestWaitingCommandSeesInterruptedUpdate(t *testing.T) {
 	}
 	checkLinks(t, root, "after recovery")
 }
+
+// A tree whose interrupted transition can neither be finished nor rolled
+// back (the generation it was at was damaged after the crash) wedges no
+// other tree: recovery deals with the others, update moves them and fails
+// naming the tree and the ways out, commands on the other trees work, and
+// either way out frees it: abandon keeps the newest generation that reads
+// (here the one the interrupted run had staged), destroy removes the tree.
+func TestStuckTreeWedgesNoOther(t *testing.T) {
+	bin := faultBinary(t)
+	staged := stageRoot(t)
+	// Crash at the first barrier: every new generation is staged, none is
+	// committed, so recovery rolls back — and cannot, for the damaged one.
+	out, _ := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, "--root", copyRoot(t, staged), "update")
+	j := journalStep(t, bin, staged)
+	barrier := 0
+	for _, m := range regexp.MustCompile(`(?m)^step (\d+): syncfs `).FindAllStringSubmatch(out, -1) {
+		if n, _ := strconv.Atoi(m[1]); n > j {
+			barrier = n
+			break
+		}
+	}
+	interrupted := copyRoot(t, staged)
+	if out, code := run(t, bin, []string{fmt.Sprintf("TREESHIFT_CRASH_AFTER=%d", barrier)}, "--root", interrupted, "update"); code != -int(syscall.SIGKILL) {
+		t.Fatalf("crash: exit %d\n%s", code, out)
+	}
+	for _, tr := range []string{"boot", "idle"} {
+		gen, _ := os.Readlink(filepath.Join(interrupted, "var/lib/treeshift/tree", tr))
+		if err := os.Remove(filepath.Join(interrupted, "var/lib/treeshift/tree", gen, "meta")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := interrupted
+	out, code := run(t, bin, nil, "--root", root, "update")
+	for _, tr := range []string{"boot", "idle"} {
+		if code != 111 || !strings.Contains(out, "recover tree "+tr+": the generation it was at before the interrupted transition is unusable") ||
+			!strings.Contains(out, "treeshift --root "+root+" update --abandon "+tr) || !strings.Contains(out, "treeshift --root "+root+" tree destroy "+tr) {
+			t.Fatalf("update with %s stuck: exit %d\n%s", tr, code, out)
+		}
+	}
+	out, _ = run(t, bin, nil, "--root", root, "tree", "list")
+	if !regexp.MustCompile(`(?m)^net\s+3\s`).MatchString(out) {
+		t.Fatalf("the other tree was not moved:\n%s", out)
+	}
+	// Commands on the other trees work; on the stuck ones they are refused.
+	if out, code := run(t, bin, nil, "--root", root, "stop", "-t", "net", "sshd"); code != 0 {
+		t.Fatalf("stop in another tree: exit %d\n%s", code, out)
+	}
+	if out, code := run(t, bin, nil, "--root", root, "enable", "-t", "boot", "sshd"); code != 111 || !strings.Contains(out, "the update of tree(s) boot was interrupted") {
+		t.Fatalf("enable in a stuck tree: exit %d\n%s", code, out)
+	}
+	// The ways out.
+	mustRun(t, bin, "--root", root, "update", "--abandon", "boot")
+	mustRun(t, bin, "--root", root, "tree", "destroy", "idle")
+	mustRun(t, bin, "--root", root, "update")
+	out, _ = run(t, bin, nil, "--root", root, "tree", "list")
+	if !regexp.MustCompile(`(?m)^boot\s+3\s`).MatchString(out) || strings.Contains(out, "idle") {
+		t.Fatalf("after abandon and destroy:\n%s", out)
+	}
+	checkLinks(t, root, "after the ways out")
+	if j, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/*")); len(j) > 0 {
+		t.Fatalf("journal left: %v", j)
+	}
+	if tmp, _ := filepath.Glob(filepath.Join(root, "run/treeshift/tree/0/.*")); len(tmp) > 0 {
+		t.Fatalf("private copies left: %v", tmp)
+	}
+	// boot kept its live state through it all.
+	out, _ = run(t, bin, nil, "--root", root, "status", "boot")
+	if !regexp.MustCompile(`(?m)^  syslogd\s+longrun\s+yes\s+up\s`).MatchString(out) {
+		t.Fatalf("boot's service is not up:\n%s", out)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,10 +183,18 @@ func Open(o owner.Owner, opts Options) (*Engine, error) {
 
 // Lock takes the owner lock for a command, waiting up to e.Wait and
 // reporting the wait. A dry run takes it too, so that what it reports is
-// not changing under it, but creates nothing. With gate, a command that
-// changes trees is refused while an update is unfinished (checked with the
-// lock held: an update may be interrupted while this command waits).
-func (e *Engine) Lock(gate bool) (unlock func(), err error) {
+// not changing under it, but creates nothing.
+func (e *Engine) Lock() (unlock func(), err error) { return e.lock(false, nil) }
+
+// LockTrees takes the owner lock for a command that changes the trees
+// names, refusing while an unfinished update holds one of them; with no
+// names, while an unfinished update holds any tree. The other trees stay
+// usable: one tree stuck in the journal wedges no other. It is checked
+// with the lock held, since an update may be interrupted while this
+// command waits.
+func (e *Engine) LockTrees(names ...string) (unlock func(), err error) { return e.lock(true, names) }
+
+func (e *Engine) lock(gate bool, names []string) (unlock func(), err error) {
 	start := time.Now()
 	waited := false
 	l, err := e.Store.Lock(e.Wait, !e.DryRun, func(h tree.Holder) {
@@ -205,12 +214,20 @@ func (e *Engine) Lock(gate bool) (unlock func(), err error) {
 	if !gate {
 		return unlock, nil
 	}
-	if names, err := e.Pending(); err != nil || len(names) > 0 {
+	pending, err := e.Pending()
+	if err != nil {
 		unlock()
-		if err == nil {
-			err = &InterruptedError{Trees: names, Cmd: e.Suggest.Cmd("update")}
-		}
 		return nil, err
+	}
+	var held []string
+	for _, p := range pending {
+		if len(names) == 0 || slices.Contains(names, p) {
+			held = append(held, p)
+		}
+	}
+	if len(held) > 0 {
+		unlock()
+		return nil, &InterruptedError{Trees: held, Cmd: e.Suggest.Cmd("update")}
 	}
 	return unlock, nil
 }

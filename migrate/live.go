@@ -12,9 +12,14 @@ import (
 
 // relink points a live tree's compiled link at the database target. It is
 // the only code that moves a live link: init, a recompile of a live tree,
-// every step of a transition, and recovery all call it. With synced the
-// move is durable on return; otherwise the caller syncs the live directory.
+// every step of a transition, and recovery all call it. A link already
+// there is left alone, so a rollback or a recovery that finds the link
+// where it belongs writes nothing. With synced the move is durable on
+// return; otherwise the caller syncs the live directory.
 func (e *Engine) relink(lt *livedb.Tree, target string, synced bool) error {
+	if cur, err := lt.Target(); err == nil && cur == target {
+		return nil
+	}
 	if err := lt.Link(target, synced); err != nil {
 		return err
 	}

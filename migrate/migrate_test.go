@@ -148,7 +148,7 @@ func TestEveryPairOfVersions(t *testing.T) {
 func TestRefusedBeforeAnyChange(t *testing.T) {
 	s := newEngine(t)
 	stage(t, s, 3)
-	unlock, err := s.Lock(true)
+	unlock, err := s.LockTrees()
 	must(t, err)
 	unlock()
 	root := s.Owner.Root

@@ -29,10 +29,16 @@ type Plan struct {
 	// Recreate holds the commands that rebuild the tree in the target format
 	// when a hop is AT_CREATION.
 	Recreate []string `json:"recreate,omitempty"`
+	// Error says why the tree could not be planned (it could not be read).
+	Error string `json:"error,omitempty"`
 }
 
-// OK reports whether every hop is satisfied (an empty plan is).
+// OK reports whether every hop is satisfied (an empty plan is, unless the
+// tree could not be read).
 func (p *Plan) OK() bool {
+	if p.Error != "" {
+		return false
+	}
 	for _, h := range p.Hops {
 		if !h.Satisfied {
 			return false

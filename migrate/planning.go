@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"errors"
+
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -51,12 +53,22 @@ func (e *Engine) Plans(names []string, to int) ([]*Plan, error) {
 		}
 	}
 	plans := []*Plan{}
+	var bad []string
 	for _, n := range names {
 		p, err := e.Plan(n, to)
 		if err != nil {
-			return nil, err
+			var ue *UsageError
+			if errors.As(err, &ue) {
+				return nil, err
+			}
+			// An unreadable tree is planned as what it is: not movable.
+			p = &Plan{Tree: n, To: to, Hops: []Hop{}, Error: err.Error()}
+			bad = append(bad, n)
 		}
 		plans = append(plans, p)
+	}
+	if len(bad) > 0 {
+		return plans, e.unreadable(bad)
 	}
 	return plans, nil
 }

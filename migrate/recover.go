@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/treeshift/treeshift/tree"
 )
 
 // StuckError reports trees an interrupted run could not be finished or
@@ -162,4 +164,96 @@ func (e *Engine) finishTree(x entry) error {
 		return e.relink(lt, e.Store.CompiledDir(x.Tree, x.Gen), true)
 	}
 	return nil
+}
+
+// dropFromJournal removes tree name's entry from the open journal, closing
+// the journal when it was the last.
+func (e *Engine) dropFromJournal(name string) error {
+	j, err := e.readJournal()
+	if err != nil || j == nil {
+		return err
+	}
+	kept := *j
+	kept.Trees = nil
+	for _, x := range j.Trees {
+		if x.Tree != name {
+			kept.Trees = append(kept.Trees, x)
+		}
+	}
+	if len(kept.Trees) == len(j.Trees) {
+		return nil
+	}
+	if len(kept.Trees) == 0 {
+		return e.Store.RemoveJournal(journalEntry)
+	}
+	return e.writeJournal(&kept)
+}
+
+// Abandon gives up the interrupted transition of tree name, when it cannot
+// be finished or rolled back (the generation it was at is damaged): the
+// newest generation of the tree that reads and passes every check becomes
+// current, the live link moves to it, and the tree leaves the journal. It
+// returns that generation.
+func (e *Engine) Abandon(name string) (*tree.Tree, error) {
+	if err := checkName("tree", name); err != nil {
+		return nil, err
+	}
+	unlock, err := e.Lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	j, err := e.readJournal()
+	if err != nil {
+		return nil, err
+	}
+	found := false
+	if j != nil {
+		for _, x := range j.Trees {
+			found = found || x.Tree == name
+		}
+	}
+	if !found {
+		return nil, usage("tree %s has no interrupted transition to abandon", name)
+	}
+	gens, err := e.Store.Generations(name)
+	if err != nil {
+		return nil, err
+	}
+	var keep *tree.Tree
+	var errs []string
+	for i := len(gens) - 1; i >= 0; i-- {
+		t, err := e.Store.LoadGen(name, gens[i])
+		if err == nil {
+			keep = t
+			break
+		}
+		errs = append(errs, err.Error())
+	}
+	if keep == nil {
+		return nil, fmt.Errorf("tree %s: no generation of it can be read (%s): remove it with %s",
+			name, strings.Join(errs, "; "), e.Suggest.Cmd("tree", "destroy", name))
+	}
+	e.act("abandon interrupted transition of tree %s: keep generation %d, format %d", name, keep.Gen, keep.Format)
+	if err := e.Store.Commit(name, keep.Gen, true); err != nil {
+		return nil, err
+	}
+	lt := e.Live.Tree(name)
+	if live, err := lt.Initialized(); err != nil {
+		return nil, err
+	} else if live {
+		if err := e.relink(lt, keep.CompiledDir(), true); err != nil {
+			return nil, err
+		}
+		if err := e.Backend.Init(lt, keep.CompiledDir(), keep.Index); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.dropFromJournal(name); err != nil {
+		return nil, err
+	}
+	if err := lt.RemoveTemp(); err != nil {
+		return nil, err
+	}
+	return keep, e.Collect(name)
 }

@@ -102,7 +102,7 @@ func (e *Engine) Restore(v int) (*UpdateReport, error) {
 	if !e.Store.HasTag(v) {
 		return nil, fmt.Errorf("no tagged copy of format %d at %s", v, e.Host(e.Store.TagDir(v)))
 	}
-	unlock, err := e.Lock(false)
+	unlock, err := e.Lock()
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (e *Engine) Restore(v int) (*UpdateReport, error) {
 // Tag makes the tagged copy of version v of the owner's trees (see
 // tree.Store.Tag), under the owner lock.
 func (e *Engine) Tag(v int) error {
-	unlock, err := e.Lock(true)
+	unlock, err := e.LockTrees()
 	if err != nil {
 		return err
 	}
@@ -144,7 +144,7 @@ func (e *Engine) Tag(v int) error {
 
 // Untag removes the tagged copy of version v, under the owner lock.
 func (e *Engine) Untag(v int) error {
-	unlock, err := e.Lock(true)
+	unlock, err := e.LockTrees()
 	if err != nil {
 		return err
 	}

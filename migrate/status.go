@@ -1,6 +1,8 @@
 package migrate
 
 import (
+	"errors"
+	"fmt"
 	"path"
 	"strings"
 
@@ -42,6 +44,9 @@ type TreeStatus struct {
 	Allow    []string        `json:"allow"`
 	Services []ServiceStatus `json:"services"`
 	Live     LiveStatus      `json:"live"`
+	// Error, when set, says why the tree could not be read; the other
+	// fields are then only what the system state says of it.
+	Error string `json:"error,omitempty"`
 }
 
 // ServiceStatus is one resolve record of a tree.
@@ -100,18 +105,52 @@ func (s *Engine) Status(names []string) (*Status, error) {
 		Supervisor: s.Backend.Name(),
 		Trees:      []TreeStatus{},
 	}
+	var bad []string
 	for _, n := range names {
-		t, err := s.Load(n)
+		ts, err := s.treeStatus(n, st)
 		if err != nil {
-			return nil, err
-		}
-		ts, err := s.TreeStatus(t, st)
-		if err != nil {
-			return nil, err
+			var ue *UsageError
+			if errors.As(err, &ue) {
+				return nil, err // an unknown or badly named tree asked for
+			}
+			// One unreadable tree does not hide the others: it is shown
+			// with what is wrong, and the status as a whole fails.
+			enabled, pos := st.Enabled(n)
+			ts = TreeStatus{Name: n, Enabled: enabled, Current: st.Current == n, Position: pos, Allow: []string{},
+				Services: []ServiceStatus{}, Live: LiveStatus{Services: []LiveServiceStatus{}}, Error: err.Error()}
+			bad = append(bad, n)
 		}
 		out.Trees = append(out.Trees, ts)
 	}
+	if len(bad) > 0 {
+		return out, s.unreadable(bad)
+	}
 	return out, nil
+}
+
+// UnreadableError reports trees that could not be read; the document
+// printed holds each one's reason.
+type UnreadableError struct {
+	Trees []string
+	// Destroy is the command that removes the first of them.
+	Destroy string
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("tree(s) %s cannot be read (see above); a tree no treeshift can read is removed with: %s",
+		strings.Join(e.Trees, " "), e.Destroy)
+}
+
+func (s *Engine) unreadable(bad []string) error {
+	return &UnreadableError{Trees: bad, Destroy: s.Suggest.Cmd("tree", "destroy", bad[0])}
+}
+
+func (s *Engine) treeStatus(name string, st tree.State) (TreeStatus, error) {
+	t, err := s.Load(name)
+	if err != nil {
+		return TreeStatus{}, err
+	}
+	return s.TreeStatus(t, st)
 }
 
 // TreeStatus reports a loaded tree, st being the system state.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -103,9 +104,15 @@ type job struct {
 	failed bool
 }
 
+// fail records that the tree's transition failed; the message names the
+// tree, whatever the error was about.
 func (j *job) fail(err error) {
 	j.failed = true
-	j.res.Outcome, j.res.Error = Failed, err.Error()
+	msg := err.Error()
+	if !strings.Contains(msg, "tree "+j.entry.Tree+":") && !strings.Contains(msg, "tree "+j.entry.Tree+" ") {
+		msg = "tree " + j.entry.Tree + ": " + msg
+	}
+	j.res.Outcome, j.res.Error = Failed, msg
 }
 
 // target is what a run moves a tree to: a format, by conversion; or, to
@@ -180,7 +187,19 @@ func (e *Engine) transition(names []string, t target) []Result {
 		return results
 	}
 
+	// Trees an earlier run left stuck in the journal (recovery could not
+	// finish them) stay in it, ahead of this run's: the journal is the only
+	// record that they need the way out.
 	jr := journal{Schema: journalSchema, Started: start.UTC()}
+	if old, err := e.readJournal(); err != nil {
+		for _, j := range jobs {
+			j.fail(err)
+		}
+		return results
+	} else if old != nil {
+		jr.Trees = old.Trees
+	}
+	carried := len(jr.Trees)
 	for _, j := range jobs {
 		e.act("save state of tree: %s", j.entry.Tree)
 		jr.Trees = append(jr.Trees, j.entry)
@@ -232,7 +251,7 @@ func (e *Engine) transition(names []string, t target) []Result {
 	}
 	committed := false
 	for i, j := range jobs {
-		jr.Trees[i].Committed = !j.failed
+		jr.Trees[carried+i].Committed = !j.failed
 		committed = committed || !j.failed
 	}
 	if committed {
@@ -384,7 +403,11 @@ func (e *Engine) barrier() error {
 // journal could not be written): every tree is rolled back from the journal.
 func (e *Engine) abort(jobs []*job, jr *journal, err error) {
 	for i := range jr.Trees {
-		jr.Trees[i].Committed = false
+		for _, j := range jobs {
+			if jr.Trees[i].Tree == j.entry.Tree {
+				jr.Trees[i].Committed = false
+			}
+		}
 	}
 	errs := e.finish(jr)
 	for _, j := range jobs {

@@ -223,6 +223,14 @@ func (e *Engine) DestroyTree(name string) error {
 	if err := e.Store.Destroy(name); err != nil {
 		return err
 	}
+	// A tree stuck in an unfinished update is destroyed whole: its
+	// private copy and its journal entry go too.
+	if err := lt.RemoveTemp(); err != nil {
+		return err
+	}
+	if err := e.dropFromJournal(name); err != nil {
+		return err
+	}
 	e.note(2, "destroyed tree %s", name)
 	return nil
 }

@@ -45,7 +45,7 @@ func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
 			return nil, err
 		}
 	}
-	unlock, err := e.Lock(false)
+	unlock, err := e.Lock()
 	if err != nil {
 		return nil, err
 	}

@@ -94,14 +94,15 @@ func (e *env) engine() (*migrate.Engine, error) {
 }
 
 // locked opens the engine and takes the owner lock for a command that
-// changes trees (refused while an update is unfinished), runs fn, and lets
-// go of the lock.
-func (e *env) locked(fn func(eng *migrate.Engine) error) error {
+// changes the trees named (refused while an unfinished update holds one of
+// them; with none named, while it holds any), runs fn, and lets go of the
+// lock.
+func (e *env) locked(trees []string, fn func(eng *migrate.Engine) error) error {
 	eng, err := e.engine()
 	if err != nil {
 		return err
 	}
-	unlock, err := eng.Lock(true)
+	unlock, err := eng.LockTrees(trees...)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ type InitCmd struct {
 }
 
 func (c *InitCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.Init(c.Name) })
+	return e.locked([]string{c.Name}, func(eng *migrate.Engine) error { return eng.Init(c.Name) })
 }
 
 // UninitCmd is `uninit`.
@@ -17,5 +17,5 @@ type UninitCmd struct {
 }
 
 func (c *UninitCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.Uninit(c.Name) })
+	return e.locked([]string{c.Name}, func(eng *migrate.Engine) error { return eng.Uninit(c.Name) })
 }

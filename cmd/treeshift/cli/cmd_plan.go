@@ -26,7 +26,7 @@ func (c *PlanCmd) Run(e *env) error {
 		return err
 	}
 	plans, err := eng.Plans(c.Trees, c.To)
-	if err != nil {
+	if plans == nil {
 		return err
 	}
 	if c.JSON {
@@ -46,6 +46,9 @@ func (c *PlanCmd) Run(e *env) error {
 			refused = append(refused, p.Tree)
 		}
 	}
+	if err != nil {
+		return err
+	}
 	if len(refused) > 0 {
 		return fmt.Errorf("tree(s) %s cannot move to format %d now", strings.Join(refused, " "), c.To)
 	}
@@ -55,6 +58,10 @@ func (c *PlanCmd) Run(e *env) error {
 func printPlans(e *env, plans []*migrate.Plan) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, p := range plans {
+		if p.Error != "" {
+			fmt.Fprintf(tw, "tree %s: cannot be read: %s\n", p.Tree, p.Error)
+			continue
+		}
 		if len(p.Hops) == 0 {
 			fmt.Fprintf(tw, "tree %s: format %d, nothing to do\n", p.Tree, p.From)
 			continue

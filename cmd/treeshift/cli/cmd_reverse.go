@@ -19,8 +19,13 @@ func (c *ReverseCmd) Run(e *env) error {
 	if err != nil {
 		return err
 	}
+	// A script that leaves out the trees it could not read would recreate
+	// a system without them: nothing is printed unless all are read.
 	st, err := eng.Status(c.Trees)
 	if err != nil {
+		if st != nil {
+			reportUnreadable(e, st.Trees)
+		}
 		return err
 	}
 	state, err := eng.Store.ReadState()

@@ -70,7 +70,7 @@ type ScandirStartCmd struct {
 }
 
 func (c *ScandirStartCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error {
+	return e.locked(nil, func(eng *migrate.Engine) error {
 		pid, err := eng.StartSupervisor(c.Supervisor)
 		if err == nil && pid > 0 {
 			e.log.printf(2, "s6-svscan (pid %d) supervises %s", pid, eng.Live.ScanDir())
@@ -83,7 +83,7 @@ func (c *ScandirStartCmd) Run(e *env) error {
 type ScandirStopCmd struct{}
 
 func (c *ScandirStopCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error {
+	return e.locked(nil, func(eng *migrate.Engine) error {
 		stopped, err := eng.StopSupervisor()
 		if err == nil && stopped {
 			e.log.printf(2, "s6-svscan on %s stopped", eng.Live.ScanDir())

@@ -9,7 +9,7 @@ type EnableCmd struct {
 }
 
 func (c *EnableCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.EnableServices(c.Tree, c.Services) })
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.EnableServices(c.Tree, c.Services) })
 }
 
 // DisableCmd is `disable`.
@@ -19,7 +19,7 @@ type DisableCmd struct {
 }
 
 func (c *DisableCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.DisableServices(c.Tree, c.Services) })
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.DisableServices(c.Tree, c.Services) })
 }
 
 // StartCmd is `start`.
@@ -29,7 +29,7 @@ type StartCmd struct {
 }
 
 func (c *StartCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.Start(c.Tree, c.Services) })
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.Start(c.Tree, c.Services) })
 }
 
 // StopCmd is `stop`.
@@ -39,5 +39,5 @@ type StopCmd struct {
 }
 
 func (c *StopCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.Stop(c.Tree, c.Services) })
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.Stop(c.Tree, c.Services) })
 }

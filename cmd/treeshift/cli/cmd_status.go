@@ -22,16 +22,24 @@ func (c *StatusCmd) Run(e *env) error {
 		return err
 	}
 	st, err := eng.Status(c.Trees)
-	if err != nil {
+	if st == nil {
 		return err
 	}
+	defer reportUnreadable(e, st.Trees)
 	if c.JSON {
-		return printJSON(e, st)
+		if jerr := printJSON(e, st); jerr != nil {
+			return jerr
+		}
+		return err
 	}
 	w := e.stdout
 	fmt.Fprintf(w, "owner: %s (uid %d)\nsystem: %s (format stamp %d)\n", st.Owner.Name, st.Owner.UID, st.SystemDir, st.Stamp)
 	for _, t := range st.Trees {
 		fmt.Fprintf(w, "\ntree: %s\n", t.Name)
+		if t.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", t.Error)
+			continue
+		}
 		fmt.Fprintf(w, "  format: %d\n  enabled: %s\n  current: %s\n  allowed users: %s\n", t.Format, enabledText(t), yes(t.Current), strings.Join(t.Allow, " "))
 		if t.Live.Initialized {
 			fmt.Fprintf(w, "  live: initialized, database %s\n", t.Live.Compiled)
@@ -72,7 +80,17 @@ func (c *StatusCmd) Run(e *env) error {
 		}
 		tw.Flush()
 	}
-	return nil
+	return err
+}
+
+// reportUnreadable says on stderr, as an error, why each tree that could
+// not be read could not; the document shows it too.
+func reportUnreadable(e *env, trees []migrate.TreeStatus) {
+	for _, t := range trees {
+		if t.Error != "" {
+			e.log.fatal(fmt.Errorf("%s", t.Error))
+		}
+	}
 }
 
 func enabledText(t migrate.TreeStatus) string {

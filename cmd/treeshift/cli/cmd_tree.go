@@ -30,7 +30,7 @@ type TreeCreateCmd struct {
 }
 
 func (c *TreeCreateCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error {
+	return e.locked([]string{c.Name}, func(eng *migrate.Engine) error {
 		return eng.CreateTree(c.Name, migrate.CreateOptions{Format: c.Format, Current: c.Current, Enable: c.Enable, Allow: c.Allow, After: c.After})
 	})
 }
@@ -41,7 +41,18 @@ type TreeDestroyCmd struct {
 }
 
 func (c *TreeDestroyCmd) Run(e *env) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.DestroyTree(c.Name) })
+	// A tree stuck in an unfinished update can be destroyed: that is a
+	// way out (the engine drops its journal entry).
+	eng, err := e.engine()
+	if err != nil {
+		return err
+	}
+	unlock, err := eng.Lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return eng.DestroyTree(c.Name)
 }
 
 // TreeEnableCmd is `tree enable`.
@@ -72,11 +83,11 @@ type TreeOrderCmd struct {
 }
 
 func (c *TreeOrderCmd) Run(e *env) error {
-	return e.setTree(c.Name, migrate.OrderTree(c.Name, c.After))
+	return e.setTree(c.Name, migrate.OrderTree(c.Name, c.After), c.After)
 }
 
-func (e *env) setTree(name string, change func(*tree.State) error) error {
-	return e.locked(func(eng *migrate.Engine) error { return eng.SetTree(name, change) })
+func (e *env) setTree(name string, change func(*tree.State) error, others ...string) error {
+	return e.locked(append([]string{name}, others...), func(eng *migrate.Engine) error { return eng.SetTree(name, change) })
 }
 
 // TreeListCmd is `tree list`.
@@ -93,6 +104,8 @@ type TreeListEntry struct {
 	Current     bool   `json:"current"`
 	Initialized bool   `json:"initialized"`
 	Services    int    `json:"services"`
+	// Error says why the tree could not be read.
+	Error string `json:"error,omitempty"`
 }
 
 func (c *TreeListCmd) Run(e *env) error {
@@ -101,21 +114,32 @@ func (c *TreeListCmd) Run(e *env) error {
 		return err
 	}
 	st, err := eng.Status(nil)
-	if err != nil {
+	if st == nil {
 		return err
 	}
+	defer reportUnreadable(e, st.Trees)
 	list := []TreeListEntry{}
 	for _, t := range st.Trees {
 		list = append(list, TreeListEntry{Name: t.Name, Format: t.Format, Enabled: t.Enabled, Position: t.Position,
-			Current: t.Current, Initialized: t.Live.Initialized, Services: len(t.Services)})
+			Current: t.Current, Initialized: t.Live.Initialized, Services: len(t.Services), Error: t.Error})
 	}
 	if c.JSON {
-		return printJSON(e, map[string]any{"schema": migrate.StatusSchema, "trees": list})
+		if jerr := printJSON(e, map[string]any{"schema": migrate.StatusSchema, "trees": list}); jerr != nil {
+			return jerr
+		}
+		return err
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tFORMAT\tENABLED\tPOSITION\tCURRENT\tLIVE\tSERVICES")
 	for _, t := range list {
+		if t.Error != "" {
+			fmt.Fprintf(tw, "%s\t?\t%s\t%s\t%s\t?\t?\n", t.Name, yes(t.Enabled), pos(t.Position), yes(t.Current))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.Format, yes(t.Enabled), pos(t.Position), yes(t.Current), yes(t.Initialized), t.Services)
 	}
-	return tw.Flush()
+	if ferr := tw.Flush(); ferr != nil {
+		return ferr
+	}
+	return err
 }

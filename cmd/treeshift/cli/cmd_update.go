@@ -10,10 +10,11 @@ import (
 // UpdateCmd is `update`, 66-update's interface plus --to, --json and --wait
 // (a global option).
 type UpdateCmd struct {
-	DryRun bool     `short:"d" name:"dry-run" help:"Do every read and check, print every action prefixed \"dry run do: \", change nothing."`
-	To     int      `default:"${newest}" help:"Target format version (default: newest); lower for a downgrade." placeholder:"VERSION"`
-	JSON   bool     `name:"json" help:"Print a JSON result document on stdout (docs/JSON.md)."`
-	Trees  []string `arg:"" optional:"" help:"Trees to update (default: all of the invoking user's, in start order)."`
+	DryRun  bool     `short:"d" name:"dry-run" help:"Do every read and check, print every action prefixed \"dry run do: \", change nothing."`
+	To      int      `default:"${newest}" help:"Target format version (default: newest); lower for a downgrade." placeholder:"VERSION"`
+	JSON    bool     `name:"json" help:"Print a JSON result document on stdout (docs/JSON.md)."`
+	Abandon []string `help:"Give up the interrupted transition of TREE, which cannot be finished or rolled back: keep its newest readable generation." placeholder:"TREE"`
+	Trees   []string `arg:"" optional:"" help:"Trees to update (default: all of the invoking user's, in start order)."`
 }
 
 func (c *UpdateCmd) Run(e *env) error {
@@ -24,6 +25,16 @@ func (c *UpdateCmd) Run(e *env) error {
 	eng, err := e.engine()
 	if err != nil {
 		return err
+	}
+	if len(c.Abandon) > 0 {
+		for _, n := range c.Abandon {
+			t, err := eng.Abandon(n)
+			if err != nil {
+				return err
+			}
+			e.log.printf(2, "tree %s: kept generation %d, in format %d; its interrupted transition is abandoned", n, t.Gen, t.Format)
+		}
+		return nil
 	}
 	report, err := eng.Update(c.Trees, c.To)
 	if report == nil {
