@@ -193,6 +193,9 @@ func TestCrashAtEveryDurableStep(t *testing.T) {
 			}
 		}
 		leftovers, _ := filepath.Glob(filepath.Join(root, "run/treeshift/tree/0/.*"))
+		hidden, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/.*"))
+		hiddenJournal, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/.*"))
+		leftovers = append(append(leftovers, hidden...), hiddenJournal...)
 		journals, _ = filepath.Glob(filepath.Join(root, "var/lib/treeshift/journal/*"))
 		gens, _ := filepath.Glob(filepath.Join(root, "var/lib/treeshift/tree/.*"))
 		if len(leftovers) > 0 || len(journals) > 0 || len(gens) != 3 {

@@ -51,6 +51,11 @@ func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
 	}
 	defer unlock()
 	report := &UpdateReport{Schema: 1, DryRun: e.DryRun, To: to, Recovered: []string{}, Trees: []Result{}}
+	// Temporary files an interrupted atomic write left (beside the state,
+	// in the journal directory) are removed whatever else the run does.
+	if err := e.Store.Sweep(); err != nil {
+		return report, err
+	}
 	recovered, err := e.Recover()
 	report.Recovered = append(report.Recovered, recovered...)
 	var stuck *StuckError

@@ -256,12 +256,17 @@ func StartScan(scan string, timeout time.Duration) (int, error) {
 		return pid, nil
 	}
 	ctl := filepath.Join(scan, ".s6-svscan")
-	if err := os.MkdirAll(ctl, 0o755); err != nil {
+	// The scan directory is the owner's (checked by the caller); nothing
+	// in it is followed if it is a link.
+	if err := os.Mkdir(ctl, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return 0, fmt.Errorf("create %s: %w", ctl, err)
 	}
-	logf, err := os.OpenFile(filepath.Join(ctl, "log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if fi, err := os.Lstat(ctl); err != nil || !fi.IsDir() {
+		return 0, fmt.Errorf("%s: not a directory s6-svscan can use", ctl)
+	}
+	logf, err := os.OpenFile(filepath.Join(ctl, "log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("open %s: %w", filepath.Join(ctl, "log"), err)
 	}
 	defer logf.Close()
 	r, w, err := os.Pipe()
@@ -279,7 +284,10 @@ func StartScan(scan string, timeout time.Duration) (int, error) {
 	}
 	w.Close()
 	pid := cmd.Process.Pid
-	os.WriteFile(filepath.Join(ctl, "pid"), []byte(strconv.Itoa(pid)+"\n"), 0o644)
+	if f, err := os.OpenFile(filepath.Join(ctl, "pid"), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644); err == nil {
+		f.WriteString(strconv.Itoa(pid) + "\n")
+		f.Close()
+	}
 	cmd.Process.Release()
 	ready := make(chan error, 1)
 	go func() {
