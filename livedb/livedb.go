@@ -38,6 +38,9 @@ const (
 	ServiceDirsName = "servicedirs"
 	// SupervisorName is the owner's supervisor record, in its area.
 	SupervisorName = ".supervisor"
+	// UnmonitoredName is the embedded backend's directory of services
+	// whose supervision is paused.
+	UnmonitoredName = "unmonitored"
 )
 
 // Dir is one owner's part of a live directory.
@@ -260,6 +263,52 @@ func (t *Tree) States() (map[string]bool, error) {
 		}
 	}
 	return up, nil
+}
+
+// Unmonitored returns the services the embedded backend records as
+// unmonitored: an empty file each in UnmonitoredName.
+func (t *Tree) Unmonitored() (map[string]bool, error) {
+	dir := path.Join(t.Dir, UnmonitoredName)
+	entries, err := t.live.FS.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if err := model.CheckName(e.Name()); err != nil || !e.Type().IsRegular() {
+			return nil, fmt.Errorf("%s: not a record of an unmonitored service", t.Host(path.Join(dir, e.Name())))
+		}
+		out[e.Name()] = true
+	}
+	return out, nil
+}
+
+// SetUnmonitored records svc as unmonitored, or not.
+func (t *Tree) SetUnmonitored(svc string, unmonitored bool) error {
+	if err := model.CheckName(svc); err != nil {
+		return err
+	}
+	if err := t.live.Prepare(); err != nil {
+		return err
+	}
+	dir := path.Join(t.Dir, UnmonitoredName)
+	p := path.Join(dir, svc)
+	if !unmonitored {
+		if ok, err := durable.Exists(t.live.FS, p); err != nil || !ok {
+			return err
+		}
+		return durable.RemoveAllSynced(t.live.FS, p)
+	}
+	if err := durable.MkdirAll(t.live.FS, dir, 0o755, true); err != nil {
+		return err
+	}
+	return durable.WriteFileSynced(t.live.FS, p, nil, 0o644)
 }
 
 // SetState records service svc as up or down.

@@ -76,9 +76,10 @@ type savedLive struct {
 // savedLiveService is a service's live state: whether it is up, and its
 // process, which must stay the same. Uptime moves on and is not kept.
 type savedLiveService struct {
-	Name string `json:"name"`
-	Up   bool   `json:"up"`
-	Pid  int    `json:"pid"`
+	Name        string `json:"name"`
+	Up          bool   `json:"up"`
+	Unmonitored bool   `json:"unmonitored,omitempty"`
+	Pid         int    `json:"pid"`
 }
 
 // saveOf is what a transition keeps of a tree's status. The strings are
@@ -93,7 +94,7 @@ func saveOf(ts TreeStatus) saved {
 			Depends: x.Depends, Contents: x.Contents}
 	}
 	for _, x := range d.Live.Services {
-		s.Live.Services = append(s.Live.Services, savedLiveService{Name: x.Name, Up: x.Up, Pid: x.Pid})
+		s.Live.Services = append(s.Live.Services, savedLiveService{Name: x.Name, Up: x.Up, Unmonitored: x.Unmonitored, Pid: x.Pid})
 	}
 	return s
 }

@@ -169,9 +169,10 @@ type Condition struct {
 	Enabled bool
 	// Live: the tree is initialized (its compiled link exists).
 	Live bool
-	// Up lists the services up, in start order; UpSupervised those of them
-	// a supervisor watches (longruns and classics).
-	Up, UpSupervised []string
+	// Up lists the services up, in start order; Monitored those of them
+	// whose supervisor would restart them if they stopped (longruns and
+	// classics not unmonitored).
+	Up, Monitored []string
 }
 
 // ConditionOf reports the current condition of a loaded tree.
@@ -186,19 +187,59 @@ func (e *Engine) ConditionOf(t *tree.Tree) (Condition, error) {
 	if c.Live, err = lt.Initialized(); err != nil || !c.Live {
 		return c, err
 	}
-	up, err := e.up(lt, t)
+	states, err := e.Backend.States(lt, t.Index)
 	if err != nil {
 		return Condition{}, err
 	}
 	for _, x := range t.Index.Entries {
-		if up[x.Name] {
+		if st := states[x.Name]; st.Up {
 			c.Up = append(c.Up, x.Name)
-			if x.Type == model.Longrun || x.Type == model.Classic {
-				c.UpSupervised = append(c.UpSupervised, x.Name)
+			if (x.Type == model.Longrun || x.Type == model.Classic) && !st.Unmonitored {
+				c.Monitored = append(c.Monitored, x.Name)
 			}
 		}
 	}
 	return c, nil
+}
+
+// Unmonitor pauses the supervision of services names of tree tname, which
+// keep running: what a WHEN_UNMONITORED hop asks for. Services that are
+// down, or that no supervisor watches (oneshots, bundles), are left alone.
+func (e *Engine) Unmonitor(tname string, names []string) error { return e.monitor(tname, names, false) }
+
+// Monitor resumes the supervision of services names of tree tname.
+func (e *Engine) Monitor(tname string, names []string) error { return e.monitor(tname, names, true) }
+
+func (e *Engine) monitor(tname string, names []string, on bool) error {
+	t, lt, err := e.liveTree(tname)
+	if err != nil {
+		return err
+	}
+	need, err := closure(t, names, func(model.IndexEntry) []string { return nil })
+	if err != nil {
+		return err
+	}
+	states, err := e.Backend.States(lt, t.Index)
+	if err != nil {
+		return err
+	}
+	for _, x := range t.Index.Entries {
+		st := states[x.Name]
+		if !need[x.Name] || !st.Up || (x.Type != model.Longrun && x.Type != model.Classic) || st.Unmonitored != on {
+			continue
+		}
+		if on {
+			err = e.Backend.Monitor(lt, x)
+			e.act("resume supervision of service %s of tree %s", x.Name, tname)
+		} else {
+			err = e.Backend.Unmonitor(lt, x)
+			e.act("pause supervision of service %s of tree %s (it keeps running)", x.Name, tname)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StartSupervisor makes name ("files" or "s6") the owner's supervisor

@@ -141,43 +141,64 @@ func TestParseRegistryErrors(t *testing.T) {
 	}
 }
 
-// Each level, and the default, against a condition that satisfies it and one
-// that does not, with the exact advice.
+// Every level against every combination of live state. The levels are
+// cumulative (Sun Cluster's order): each condition below says by hand the
+// most demanding level it satisfies, and the test checks that it
+// satisfies exactly that level and every level below it.
 func TestTunabilityLevels(t *testing.T) {
-	idle := Condition{Tree: "t"}
-	oneshotUp := Condition{Tree: "t", Live: true, Up: []string{"mount"}}
-	running := Condition{Tree: "t", Enabled: true, Live: true, Up: []string{"mount", "sshd", "ntpd"}, UpSupervised: []string{"sshd", "ntpd"}}
-	liveIdle := Condition{Tree: "t", Live: true}
-	enabled := Condition{Tree: "t", Enabled: true}
-	for _, tc := range []struct {
-		t       Tunability
-		ok, nok Condition
-		advice  string
+	const T = "t"
+	mk := func(live, enabled bool, up, monitored []string) Condition {
+		return Condition{Tree: T, Live: live, Enabled: enabled, Up: up, Monitored: monitored}
+	}
+	oneshot := []string{"mount"}
+	sup := []string{"mount", "sshd"}
+	for _, c := range []struct {
+		name    string
+		c       Condition
+		highest Tunability
 	}{
-		{Anytime, running, Condition{}, ""},
-		{WhenUnmonitored, oneshotUp, running, "stop the supervised services sshd ntpd of tree t: treeshift --root /mnt stop -t t sshd ntpd"},
-		{WhenOffline, liveIdle, oneshotUp, "stop services mount of tree t: treeshift --root /mnt stop -t t mount"},
-		{WhenDisabled, liveIdle, enabled, "disable tree t: treeshift --root /mnt tree disable t"},
-		{WhenUnmanaged, enabled, running, "stop services mount sshd ntpd of tree t and make it not live: treeshift --root /mnt stop -t t mount sshd ntpd; treeshift --root /mnt uninit t"},
-		{WhenUnmanaged, idle, liveIdle, "make tree t not live: treeshift --root /mnt uninit t"},
-		{AtCreation, Condition{}, idle, "tree t cannot be migrated: recreate it"},
+		{"not live, disabled", mk(false, false, nil, nil), WhenUnmanaged},
+		{"not live, enabled", mk(false, true, nil, nil), WhenOffline},
+		{"live, disabled, all down", mk(true, false, nil, nil), WhenDisabled},
+		{"live, enabled, all down", mk(true, true, nil, nil), WhenOffline},
+		{"live, disabled, a oneshot up", mk(true, false, oneshot, nil), WhenUnmonitored},
+		{"live, enabled, a oneshot up", mk(true, true, oneshot, nil), WhenUnmonitored},
+		{"live, disabled, supervision paused", mk(true, false, sup, nil), WhenUnmonitored},
+		{"live, enabled, supervision paused", mk(true, true, sup, nil), WhenUnmonitored},
+		{"live, disabled, supervised", mk(true, false, sup, []string{"sshd"}), Anytime},
+		{"live, enabled, supervised", mk(true, true, sup, []string{"sshd"}), Anytime},
 	} {
-		if tc.t != Anytime && tc.t != AtCreation {
-			if ok, adv := tc.t.Check(tc.ok, suggest.Prefix{}); !ok {
-				t.Errorf("%s refused %+v: %s", tc.t, tc.ok, adv)
+		for l := Anytime; l <= AtCreation; l++ {
+			ok, advice := l.Check(c.c, suggest.Prefix{})
+			if want := l <= c.highest; ok != want {
+				t.Errorf("%s: %s satisfied=%v, want %v (%s)", c.name, l, ok, want, advice)
 			}
-		}
-		if tc.t == Anytime {
-			if ok, _ := tc.t.Check(tc.ok, suggest.Prefix{}); !ok {
-				t.Errorf("ANYTIME refused")
+			if !ok && advice == "" {
+				t.Errorf("%s: %s refused without advice", c.name, l)
 			}
-			continue
-		}
-		ok, adv := tc.t.Check(tc.nok, suggest.Prefix{Root: "/mnt"})
-		if ok || adv != tc.advice {
-			t.Errorf("%s on %+v = %v, %q; want refusal %q", tc.t, tc.nok, ok, adv, tc.advice)
 		}
 	}
+	// The advice is the commands to run, in order, with --root.
+	cmd := suggest.Prefix{Root: "/mnt"}
+	for _, c := range []struct {
+		l      Tunability
+		c      Condition
+		advice string
+	}{
+		{WhenUnmonitored, mk(true, true, sup, []string{"sshd"}), "pause supervision of services sshd of tree t (they keep running): treeshift --root /mnt unmonitor -t t sshd"},
+		{WhenOffline, mk(true, true, sup, nil), "stop services mount sshd of tree t: treeshift --root /mnt stop -t t mount sshd"},
+		{WhenDisabled, mk(true, true, oneshot, nil), "stop services mount of tree t, disable tree t: treeshift --root /mnt stop -t t mount; treeshift --root /mnt tree disable t"},
+		{WhenDisabled, mk(true, true, nil, nil), "disable tree t: treeshift --root /mnt tree disable t"},
+		{WhenUnmanaged, mk(true, true, sup, []string{"sshd"}), "stop services mount sshd of tree t, make tree t not live, disable tree t: treeshift --root /mnt stop -t t mount sshd; treeshift --root /mnt uninit t; treeshift --root /mnt tree disable t"},
+		{WhenUnmanaged, mk(true, false, nil, nil), "make tree t not live: treeshift --root /mnt uninit t"},
+		{AtCreation, mk(false, false, nil, nil), "tree t cannot be migrated: recreate it"},
+	} {
+		if ok, advice := c.l.Check(c.c, cmd); ok || advice != c.advice {
+			t.Errorf("%s on %+v = %v, %q\nwant refusal %q", c.l, c.c, ok, advice, c.advice)
+		}
+	}
+	idle := mk(false, false, nil, nil)
+	liveIdle := mk(true, false, nil, nil)
 	// An undeclared hop takes the default, WHEN_UNMANAGED.
 	r, _ := ParseRegistry("version 1\nversion 2\n")
 	p, err := r.NewPlan(liveIdle, 1, 2, suggest.Prefix{})

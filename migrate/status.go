@@ -73,6 +73,9 @@ type LiveStatus struct {
 type LiveServiceStatus struct {
 	Name string `json:"name"`
 	Up   bool   `json:"up"`
+	// Unmonitored: up, and its supervisor would not restart it if it
+	// stopped (supervision paused).
+	Unmonitored bool `json:"unmonitored"`
 	// State is up, down, or for a bundle partial: a bundle is up when all
 	// its contents are, whatever was last recorded for the bundle itself
 	// (its contents may be started and stopped one by one).
@@ -183,7 +186,7 @@ func (s *Engine) TreeStatus(t *tree.Tree, st tree.State) (TreeStatus, error) {
 		st := states[e.Name]
 		s := state(e, st.Up, up)
 		up[e.Name] = s == "up"
-		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: st.Up, State: s, Pid: st.Pid, Uptime: st.Uptime})
+		ts.Live.Services = append(ts.Live.Services, LiveServiceStatus{Name: e.Name, Up: st.Up, Unmonitored: st.Unmonitored, State: s, Pid: st.Pid, Uptime: st.Uptime})
 	}
 	return ts, nil
 }

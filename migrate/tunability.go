@@ -7,21 +7,24 @@ import (
 	"github.com/treeshift/treeshift/internal/suggest"
 )
 
-// Tunability says in which condition a tree may take a hop between formats.
-// The levels are ordered from least to most demanding.
+// Tunability says in which condition a tree may take a hop between formats,
+// as Sun Cluster's upgrade_from directives do for a resource type. The
+// levels are ordered from least to most demanding, and each asks for what
+// every level below it asks, and more.
 type Tunability int
 
 const (
-	// Anytime: the tree may be live with services up.
+	// Anytime: the tree may be live with services up and supervised.
 	Anytime Tunability = iota
-	// WhenUnmonitored: none of the tree's supervised services (longruns,
-	// classics) is up; oneshots may be.
+	// WhenUnmonitored: supervision of the tree's services is paused: no
+	// longrun or classic that is up would be restarted by its supervisor
+	// if it stopped. The services keep running.
 	WhenUnmonitored
 	// WhenOffline: none of the tree's services is up.
 	WhenOffline
-	// WhenDisabled: the tree is not in the start order.
+	// WhenDisabled: offline, and the tree is not in the start order.
 	WhenDisabled
-	// WhenUnmanaged: the tree is not live (not initialized).
+	// WhenUnmanaged: disabled, and the tree is not live (not initialized).
 	WhenUnmanaged
 	// AtCreation: the hop cannot be made; the tree must be recreated.
 	AtCreation
@@ -51,40 +54,37 @@ func (t Tunability) MarshalText() ([]byte, error) { return []byte(t.String()), n
 
 // Check reports whether a tree in condition c may take a hop of tunability
 // t now, and if not, exactly what to do first: the commands to run, written
-// by cmd.
+// by cmd, in the order to run them.
 func (t Tunability) Check(c Condition, cmd suggest.Prefix) (ok bool, advice string) {
 	T := c.Tree
-	stop := func(names []string) string { return cmd.Cmd(append([]string{"stop", "-t", T}, names...)...) }
+	var todo, what []string
+	need := func(cond bool, doing string, command ...string) {
+		if !cond {
+			what = append(what, doing)
+			todo = append(todo, cmd.Cmd(command...))
+		}
+	}
 	switch t {
 	case Anytime:
 		return true, ""
+	case AtCreation:
+		return false, fmt.Sprintf("tree %s cannot be migrated: recreate it", T)
 	case WhenUnmonitored:
-		if len(c.UpSupervised) == 0 {
-			return true, ""
+		need(len(c.Monitored) == 0, fmt.Sprintf("pause supervision of services %s of tree %s (they keep running)", join(c.Monitored), T),
+			append([]string{"unmonitor", "-t", T}, c.Monitored...)...)
+	default:
+		need(len(c.Up) == 0, fmt.Sprintf("stop services %s of tree %s", join(c.Up), T), append([]string{"stop", "-t", T}, c.Up...)...)
+		if t >= WhenUnmanaged {
+			need(!c.Live, fmt.Sprintf("make tree %s not live", T), "uninit", T)
 		}
-		return false, fmt.Sprintf("stop the supervised services %s of tree %s: %s",
-			join(c.UpSupervised), T, stop(c.UpSupervised))
-	case WhenOffline:
-		if len(c.Up) == 0 {
-			return true, ""
+		if t >= WhenDisabled {
+			need(!c.Enabled, fmt.Sprintf("disable tree %s", T), "tree", "disable", T)
 		}
-		return false, fmt.Sprintf("stop services %s of tree %s: %s", join(c.Up), T, stop(c.Up))
-	case WhenDisabled:
-		if !c.Enabled {
-			return true, ""
-		}
-		return false, fmt.Sprintf("disable tree %s: %s", T, cmd.Cmd("tree", "disable", T))
-	case WhenUnmanaged:
-		if !c.Live {
-			return true, ""
-		}
-		if len(c.Up) > 0 {
-			return false, fmt.Sprintf("stop services %s of tree %s and make it not live: %s; %s",
-				join(c.Up), T, stop(c.Up), cmd.Cmd("uninit", T))
-		}
-		return false, fmt.Sprintf("make tree %s not live: %s", T, cmd.Cmd("uninit", T))
 	}
-	return false, fmt.Sprintf("tree %s cannot be migrated: recreate it", T)
+	if len(todo) == 0 {
+		return true, ""
+	}
+	return false, strings.Join(what, ", ") + ": " + strings.Join(todo, "; ")
 }
 
 func join(s []string) string { return strings.Join(s, " ") }

@@ -44,22 +44,24 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Update  UpdateCmd  `cmd:"" help:"Move trees and their live databases to a format version without stopping services."`
-	Tree    TreeCmd    `cmd:"" help:"Create, remove and arrange trees."`
-	Enable  EnableCmd  `cmd:"" help:"Enable services in a tree and recompile its database."`
-	Disable DisableCmd `cmd:"" help:"Disable services in a tree and recompile its database."`
-	Init    InitCmd    `cmd:"" help:"Make a tree live: point its live link at its compiled database."`
-	Start   StartCmd   `cmd:"" help:"Bring services of a live tree up, with their dependencies."`
-	Stop    StopCmd    `cmd:"" help:"Bring services of a live tree down, with what depends on them."`
-	Uninit  UninitCmd  `cmd:"" help:"Make a tree not live (its services must be down)."`
-	Scandir ScandirCmd `cmd:"" help:"Start, stop and show the owner's supervisor."`
-	Cluster ClusterCmd `cmd:"" help:"Rolling format upgrade of a cluster's members, stage by stage."`
-	Status  StatusCmd  `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
-	Reverse ReverseCmd `cmd:"" help:"Print a script of the commands that recreate the trees as they are."`
-	Formats FormatsCmd `cmd:"" help:"List the known format versions and their upgrade_from directives."`
-	Plan    PlanCmd    `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
-	Version VersionCmd `cmd:"" help:"Print treeshift's version and the format versions it knows."`
-	Help    HelpCmd    `cmd:"" help:"Show the help of a command: treeshift help [COMMAND...]."`
+	Update    UpdateCmd    `cmd:"" help:"Move trees and their live databases to a format version without stopping services."`
+	Tree      TreeCmd      `cmd:"" help:"Create, remove and arrange trees."`
+	Enable    EnableCmd    `cmd:"" help:"Enable services in a tree and recompile its database."`
+	Disable   DisableCmd   `cmd:"" help:"Disable services in a tree and recompile its database."`
+	Init      InitCmd      `cmd:"" help:"Make a tree live: point its live link at its compiled database."`
+	Start     StartCmd     `cmd:"" help:"Bring services of a live tree up, with their dependencies."`
+	Stop      StopCmd      `cmd:"" help:"Bring services of a live tree down, with what depends on them."`
+	Unmonitor UnmonitorCmd `cmd:"" help:"Pause the supervision of services of a live tree; they keep running."`
+	Monitor   MonitorCmd   `cmd:"" help:"Resume the supervision of services of a live tree."`
+	Uninit    UninitCmd    `cmd:"" help:"Make a tree not live (its services must be down)."`
+	Scandir   ScandirCmd   `cmd:"" help:"Start, stop and show the owner's supervisor."`
+	Cluster   ClusterCmd   `cmd:"" help:"Rolling format upgrade of a cluster's members, stage by stage."`
+	Status    StatusCmd    `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
+	Reverse   ReverseCmd   `cmd:"" help:"Print a script of the commands that recreate the trees as they are."`
+	Formats   FormatsCmd   `cmd:"" help:"List the known format versions and their upgrade_from directives."`
+	Plan      PlanCmd      `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
+	Version   VersionCmd   `cmd:"" help:"Print treeshift's version and the format versions it knows."`
+	Help      HelpCmd      `cmd:"" help:"Show the help of a command: treeshift help [COMMAND...]."`
 
 	VersionFlag kong.VersionFlag `name:"version" help:"Print treeshift's version and the format versions it knows."`
 }

@@ -41,3 +41,23 @@ type StopCmd struct {
 func (c *StopCmd) Run(e *env) error {
 	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.Stop(c.Tree, c.Services) })
 }
+
+// UnmonitorCmd is `unmonitor`: what a WHEN_UNMONITORED hop asks for.
+type UnmonitorCmd struct {
+	Tree     string   `short:"t" required:"" help:"The tree." placeholder:"TREE"`
+	Services []string `arg:"" help:"Services whose supervision to pause; they keep running."`
+}
+
+func (c *UnmonitorCmd) Run(e *env) error {
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.Unmonitor(c.Tree, c.Services) })
+}
+
+// MonitorCmd is `monitor`.
+type MonitorCmd struct {
+	Tree     string   `short:"t" required:"" help:"The tree." placeholder:"TREE"`
+	Services []string `arg:"" help:"Services whose supervision to resume."`
+}
+
+func (c *MonitorCmd) Run(e *env) error {
+	return e.locked([]string{c.Tree}, func(eng *migrate.Engine) error { return eng.Monitor(c.Tree, c.Services) })
+}

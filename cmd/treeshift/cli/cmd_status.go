@@ -66,6 +66,9 @@ func (c *StatusCmd) Run(e *env) error {
 			state, pid, uptime := "-", "-", "-"
 			if l, ok := live[s.Name]; ok && t.Live.Initialized && s.Enabled {
 				state = l.State
+				if l.Unmonitored {
+					state += " (unmonitored)"
+				}
 				if l.Pid > 0 {
 					pid = strconv.Itoa(l.Pid)
 					uptime = (time.Duration(l.Uptime) * time.Second).String()

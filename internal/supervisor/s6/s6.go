@@ -168,6 +168,24 @@ func (b *Backend) Stop(t *livedb.Tree, e model.IndexEntry) error {
 	return t.SetState(e.Name, false)
 }
 
+// Unmonitor has s6-supervise keep svc running but not restart it when it
+// stops: s6-svc -O, "once". Only supervised services have a monitor.
+func (b *Backend) Unmonitor(t *livedb.Tree, e model.IndexEntry) error {
+	if !supervised(e) {
+		return nil
+	}
+	return run("s6-svc", "-O", t.Host(t.ServiceDir(e.Name)))
+}
+
+// Monitor has s6-supervise want svc up again: s6-svc -u, which on a service
+// that is up only changes what the supervisor wants.
+func (b *Backend) Monitor(t *livedb.Tree, e model.IndexEntry) error {
+	if !supervised(e) {
+		return nil
+	}
+	return run("s6-svc", "-u", t.Host(t.ServiceDir(e.Name)))
+}
+
 // oneshot runs a oneshot's up or down script from the tree's live database.
 func (b *Backend) oneshot(t *livedb.Tree, e model.IndexEntry, script string) error {
 	p := t.Host(path.Join(t.LinkPath(), compile.ServiceDirsName, e.Name, script))
@@ -213,17 +231,19 @@ func (b *Backend) States(t *livedb.Tree, index model.Index) (map[string]supervis
 		if exec.Command("s6-svok", dir).Run() != nil {
 			continue // not supervised (no supervisor, or enabled after init): down
 		}
-		o, err := exec.Command("s6-svstat", "-o", "up,pid,updownfor", dir).Output()
+		o, err := exec.Command("s6-svstat", "-o", "up,pid,updownfor,wantedup", dir).Output()
 		if err != nil {
 			return nil, fmt.Errorf("s6-svstat %s: %v", dir, err)
 		}
 		f := strings.Fields(string(o))
-		if len(f) != 3 {
+		if len(f) != 4 {
 			return nil, fmt.Errorf("s6-svstat %s: unexpected output %q", dir, o)
 		}
 		pid, _ := strconv.Atoi(f[1])
 		secs, _ := strconv.Atoi(f[2])
-		st := supervisor.State{Up: f[0] == "true", Uptime: secs}
+		// Up but not wanted up: s6-supervise runs it once and will not
+		// restart it (s6-svc -O).
+		st := supervisor.State{Up: f[0] == "true", Uptime: secs, Unmonitored: f[0] == "true" && f[3] == "false"}
 		if st.Up && pid > 0 {
 			st.Pid = pid
 		}
