@@ -99,14 +99,23 @@ func settle(t *testing.T, s *Engine, p *Plan) {
 		if h.Satisfied {
 			continue
 		}
-		switch h.Tunability {
-		case WhenUnmonitored, WhenOffline:
+		if h.Tunability == WhenUnmonitored {
+			must(t, s.Unmonitor(p.Tree, []string{"mount-run", "syslogd", "sshd", "ntpd"}))
+			continue
+		}
+		// Each level above asks for what the one below does, and more.
+		tr, err := s.Load(p.Tree)
+		must(t, err)
+		c, err := s.ConditionOf(tr)
+		must(t, err)
+		if len(c.Up) > 0 {
 			must(t, s.Stop(p.Tree, []string{"mount-run"}))
-		case WhenDisabled:
-			must(t, s.SetTree(p.Tree, DisableTree(p.Tree)))
-		case WhenUnmanaged:
-			must(t, s.Stop(p.Tree, []string{"mount-run"}))
+		}
+		if h.Tunability >= WhenUnmanaged && c.Live {
 			must(t, s.Uninit(p.Tree))
+		}
+		if h.Tunability >= WhenDisabled {
+			must(t, s.SetTree(p.Tree, DisableTree(p.Tree)))
 		}
 	}
 }
