@@ -106,8 +106,7 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 		return nil, err
 	}
 	var problems []string
-	r := migrate.Default()
-	if r.Version(to) == nil {
+	if migrate.Default().Version(to) == nil {
 		return nil, &migrate.UsageError{Err: fmt.Errorf("unknown format version %d", to)}
 	}
 	for i := range st.Members {

@@ -19,7 +19,7 @@ type layout interface {
 	recordRef(svc string) string
 }
 
-var _ = []layout{v1{}, v2{}, v3{}}
+var _ = []layout{v1{}, v1{legacy: true}, v2{}, v3{}}
 
 // check refuses a decoded tree that treeshift could not have written: one
 // breaking model.Validate, or whose records and index disagree. Each file of

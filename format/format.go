@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strconv"
+	"strings"
 	"testing/fstest"
 	"unicode/utf8"
 
@@ -77,6 +79,11 @@ func (e *UnknownVersionError) Error() string {
 
 var codecs = []Codec{v1{}, v2{}, v3{}}
 
+// legacy is version "" (0): trees written before records stated their
+// version. It is not among All, the versions a tree is written in today,
+// but Get and Detect know it.
+var legacy Codec = v1{legacy: true}
+
 // All returns every known codec, oldest first.
 func All() []Codec { return slices.Clone(codecs) }
 
@@ -85,6 +92,9 @@ func Newest() int { return codecs[len(codecs)-1].Version() }
 
 // Get returns the codec of version v.
 func Get(v int) (Codec, error) {
+	if v == 0 {
+		return legacy, nil
+	}
 	for _, c := range codecs {
 		if c.Version() == v {
 			return c, nil
@@ -113,6 +123,12 @@ func Detect(fsys fs.FS) (Codec, error) {
 			found = append(found, c)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return nil, bad(c.Marker(), "%v", err)
+		}
+	}
+	// An unstamped tree has v1's marker, without v1's header.
+	if len(found) == 1 && found[0].Marker() == legacy.Marker() {
+		if line, err := metaLine(fsys); err == nil && !strings.HasPrefix(line, "format=") {
+			return legacy, nil
 		}
 	}
 	switch len(found) {
@@ -178,4 +194,13 @@ func ReadFiles(files []File) (*model.Tree, int, error) {
 		fsys[f.Name] = &fstest.MapFile{Data: f.Data, Mode: f.Mode}
 	}
 	return Read(fsys)
+}
+
+// Name is how messages and directives write version v: "" for the
+// unstamped version 0.
+func Name(v int) string {
+	if v == 0 {
+		return `""`
+	}
+	return strconv.Itoa(v)
 }

@@ -304,7 +304,7 @@ func TestV1ReadLongKeyList(t *testing.T) {
 	}
 	full := body.String()
 	fsys := fstest.MapFS{"rec": {Data: []byte(full + "end=40\n")}}
-	r, err := v1Read(fsys, "rec", keys)
+	r, err := v1Read(fsys, "rec", keys, false)
 	if err != nil {
 		t.Fatalf("v1Read of 40 keys: %v", err)
 	}
@@ -313,12 +313,12 @@ func TestV1ReadLongKeyList(t *testing.T) {
 	}
 	repeated := full + "k35=again\nend=41\n"
 	fsys["rec"] = &fstest.MapFile{Data: []byte(repeated)}
-	if _, err := v1Read(fsys, "rec", keys); err == nil || !strings.Contains(err.Error(), `key "k35" repeated (first at line 37)`) {
+	if _, err := v1Read(fsys, "rec", keys, false); err == nil || !strings.Contains(err.Error(), `key "k35" repeated (first at line 37)`) {
 		t.Errorf("repeated k35: err = %v", err)
 	}
 	missing := strings.Replace(full, "k38=38\n", "", 1) + "end=39\n"
 	fsys["rec"] = &fstest.MapFile{Data: []byte(missing)}
-	if _, err := v1Read(fsys, "rec", keys); err == nil || !strings.Contains(err.Error(), `missing key "k38"`) {
+	if _, err := v1Read(fsys, "rec", keys, false); err == nil || !strings.Contains(err.Error(), `missing key "k38"`) {
 		t.Errorf("missing k38: err = %v", err)
 	}
 }

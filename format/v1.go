@@ -15,10 +15,24 @@ import (
 )
 
 // v1 is the line-based text format: a meta file, one resolve file per service
-// and a text index, each a list of key=value lines starting with format=1.
-type v1 struct{}
+// and a text index, each a list of key=value lines starting with format=1
+// and ending with an end= trailer.
+//
+// With legacy set it is version "" (0): the same files as written before
+// records stated their version — no format=1 header, no trailer, and no
+// environment, which those records could not hold. Such trees are read for
+// what they are; without a trailer, a record cut at a line boundary cannot
+// be told from a short one, which is why the shipped directives move a
+// legacy tree only when nothing uses it.
+type v1 struct{ legacy bool }
 
-func (v1) Version() int   { return 1 }
+func (c v1) Version() int {
+	if c.legacy {
+		return 0
+	}
+	return 1
+}
+
 func (v1) Marker() string { return "meta" }
 
 func (v1) indexFile() string            { return indexDir + "/index" }
@@ -31,11 +45,22 @@ const v1Header = "format=1"
 var v1Keys = []string{"name", "type", "description", "version", "user", "depends", "contents", "enabled",
 	"source", "digest", "start.build", "start.shebang", "start.execute", "stop.build", "stop.shebang", "stop.execute"}
 
-func (v1) Encode(t *model.Tree) ([]File, error) {
+func (c v1) Encode(t *model.Tree) ([]File, error) {
 	var files []File
 	var b strings.Builder
 	kv := func(k, v string) { b.WriteString(k + "=" + escape(v) + "\n") }
-	b.WriteString(v1Header + "\n")
+	header := func() {
+		if !c.legacy {
+			b.WriteString(v1Header + "\n")
+		}
+	}
+	end := func() []byte {
+		if c.legacy {
+			return []byte(b.String())
+		}
+		return v1End(&b)
+	}
+	header()
 	kv("name", t.Name)
 	kv("allow", strings.Join(t.Allow, ","))
 	names := make([]string, len(t.Services))
@@ -43,10 +68,13 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		names[i] = s.Name
 	}
 	kv("services", strings.Join(names, ","))
-	files = append(files, File{Name: "meta", Data: v1End(&b), Mode: 0o644})
+	files = append(files, File{Name: "meta", Data: end(), Mode: 0o644})
 	for _, s := range t.Services {
+		if c.legacy && len(s.Env) > 0 {
+			return nil, fmt.Errorf("service %s has an [environment], which format \"\" cannot hold", s.Name)
+		}
 		b.Reset()
-		b.WriteString(v1Header + "\n")
+		header()
 		vals := []string{s.Name, s.Type, s.Description, s.Version, strings.Join(s.User, ","), strings.Join(s.Depends, ","),
 			strings.Join(s.Contents, ","), strconv.FormatBool(s.Enabled), s.Source, s.Digest,
 			s.Start.Build, s.Start.Shebang, s.Start.Execute, s.Stop.Build, s.Stop.Shebang, s.Stop.Execute}
@@ -56,10 +84,10 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		for _, e := range s.Env {
 			kv("env", e.Key+"="+e.Value)
 		}
-		files = append(files, File{Name: v1RecordDir + "/" + s.Name, Data: v1End(&b), Mode: 0o644})
+		files = append(files, File{Name: v1RecordDir + "/" + s.Name, Data: end(), Mode: 0o644})
 	}
 	b.Reset()
-	b.WriteString(v1Header + "\n")
+	header()
 	for _, e := range t.Index.Entries {
 		deps := strings.Join(e.Deps, ",")
 		if deps == "" {
@@ -67,7 +95,7 @@ func (v1) Encode(t *model.Tree) ([]File, error) {
 		}
 		kv("entry", e.Name+" "+e.Type+" "+deps)
 	}
-	files = append(files, File{Name: indexDir + "/index", Data: v1End(&b), Mode: 0o644})
+	files = append(files, File{Name: indexDir + "/index", Data: end(), Mode: 0o644})
 	if err := checkEncoded(files); err != nil {
 		return nil, err
 	}
@@ -88,8 +116,8 @@ var (
 	v1IndexKeys   = []string{"entry"}
 )
 
-func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
-	meta, err := v1Read(fsys, "meta", v1MetaKeys)
+func (c v1) Decode(fsys fs.FS) (*model.Tree, error) {
+	meta, err := v1Read(fsys, "meta", v1MetaKeys, c.legacy)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +166,11 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := v1Parse(name, b, v1ResolveKeys)
+		parse := v1Parse
+		if c.legacy {
+			parse = v1ParseLegacy
+		}
+		r, err := parse(name, b, v1ResolveKeys)
 		if err != nil {
 			return nil, err
 		}
@@ -165,7 +197,7 @@ func (v1) Decode(fsys fs.FS) (*model.Tree, error) {
 		}
 		t.Services = append(t.Services, s)
 	}
-	idx, err := v1Read(fsys, indexDir+"/index", v1IndexKeys)
+	idx, err := v1Read(fsys, indexDir+"/index", v1IndexKeys, c.legacy)
 	if err != nil {
 		return nil, err
 	}
@@ -208,12 +240,62 @@ func (r *v1Record) all(k string) []string {
 }
 
 // v1Read reads and parses the v1 file name, whose keys are keys.
-func v1Read(fsys fs.FS, name string, keys []string) (*v1Record, error) {
+func v1Read(fsys fs.FS, name string, keys []string, legacy bool) (*v1Record, error) {
 	b, err := readFile(fsys, name)
 	if err != nil {
 		return nil, err
 	}
+	if legacy {
+		return v1ParseLegacy(name, b, keys)
+	}
 	return v1Parse(name, b, keys)
+}
+
+// v1ParseLegacy parses an unstamped file: v1's lines without the header and
+// the trailer, and no env.
+func v1ParseLegacy(name string, b []byte, keys []string) (*v1Record, error) {
+	// An empty file is a file of no lines (an empty index); one whose keys
+	// are required is refused for the missing keys.
+	if len(b) > 0 && b[len(b)-1] != '\n' {
+		return nil, bad(name, "truncated: the last line has no newline")
+	}
+	if bytes.HasPrefix(b, []byte("format=")) {
+		return nil, bad(name, "line 1: a format= header in a tree of format \"\"")
+	}
+	keys = slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k == "env" })
+	lines := bytes.Count(b, []byte("\n"))
+	stamped := append(append([]byte(v1Header+"\n"), b...), "end="+strconv.Itoa(lines)+"\n"...)
+	r, err := v1Parse(name, stamped, keys)
+	var fe *FileError
+	if errors.As(err, &fe) {
+		// The lines are numbered as in the file, which has no header.
+		fe.Msg = renumber(fe.Msg)
+	}
+	return r, err
+}
+
+// renumber turns "line N" of a message about a stamped file into "line N-1".
+func renumber(msg string) string {
+	var out strings.Builder
+	for {
+		i := strings.Index(msg, "line ")
+		if i < 0 {
+			return out.String() + msg
+		}
+		j := i + len("line ")
+		k := j
+		for k < len(msg) && msg[k] >= '0' && msg[k] <= '9' {
+			k++
+		}
+		n, err := strconv.Atoi(msg[j:k])
+		out.WriteString(msg[:j])
+		if err == nil {
+			out.WriteString(strconv.Itoa(n - 1))
+		} else {
+			out.WriteString(msg[j:k])
+		}
+		msg = msg[k:]
+	}
 }
 
 // v1Parse parses b, the v1 file name, whose keys are keys. Only "env" and
@@ -336,18 +418,47 @@ func clip(s string) string {
 	return s
 }
 
-func (v1) Peek(fsys fs.FS) (int, error) {
-	f, err := fsys.Open("meta")
+func (c v1) Peek(fsys fs.FS) (int, error) {
+	line, err := metaLine(fsys)
 	if err != nil {
-		return 0, bad("meta", "%v", unwrapFS(err))
+		return 0, err
 	}
-	defer f.Close()
-	buf := make([]byte, 32)
-	n, _ := io.ReadFull(f, buf)
-	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	if c.legacy {
+		if strings.HasPrefix(line, "format=") {
+			return 0, bad("meta", "line 1: a format= header in a tree of format \"\"")
+		}
+		return 0, nil
+	}
 	v, err := strconv.Atoi(strings.TrimPrefix(line, "format="))
 	if !strings.HasPrefix(line, "format=") || err != nil {
 		return 0, bad("meta", "line 1: expected format=N, found %q", clip(line))
 	}
 	return v, nil
+}
+
+// metaLine returns the first line of meta (or of its first 32 bytes): what
+// tells an unstamped tree from a stamped one.
+func metaLine(fsys fs.FS) (string, error) {
+	// Opened only once the listing shows a regular file within its limit:
+	// opening follows a link, and blocks on a FIFO.
+	entries, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return "", bad(".", "%v", unwrapFS(err))
+	}
+	for _, de := range entries {
+		if de.Name() == "meta" {
+			if _, err := checkEntry("meta", de); err != nil {
+				return "", err
+			}
+		}
+	}
+	f, err := fsys.Open("meta")
+	if err != nil {
+		return "", bad("meta", "%v", unwrapFS(err))
+	}
+	defer f.Close()
+	buf := make([]byte, 32)
+	n, _ := io.ReadFull(f, buf)
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	return line, nil
 }

@@ -85,7 +85,8 @@ type Options struct {
 	DryRun bool
 	// Report receives what the engine does.
 	Report Reporter
-	// Registry holds the directives; default the shipped ones.
+	// Registry holds the directives; default the shipped ones as the
+	// root's files tighten them (Load).
 	Registry *Registry
 	// WrapFS, if set, wraps the file system the engine uses: for the
 	// tests and the self-test, which record or fail its calls.
@@ -142,7 +143,10 @@ func Open(o owner.Owner, opts Options) (*Engine, error) {
 	}
 	r := opts.Registry
 	if r == nil {
-		r = Default()
+		if r, err = Load(o.Root); err != nil {
+			real.Close()
+			return nil, err
+		}
 	}
 	e := &Engine{
 		Owner:    o,

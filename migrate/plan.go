@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 
 	"github.com/treeshift/treeshift/internal/suggest"
 )
@@ -53,7 +54,7 @@ type RefusedError struct{ Plan *Plan }
 func (e *RefusedError) Error() string {
 	for _, h := range e.Plan.Hops {
 		if !h.Satisfied {
-			return fmt.Sprintf("tree %s: format %d to %d is %s: %s", e.Plan.Tree, h.From, h.To, h.Tunability, h.Advice)
+			return fmt.Sprintf("tree %s: format %s to %s is %s: %s", e.Plan.Tree, format.Name(h.From), format.Name(h.To), h.Tunability, h.Advice)
 		}
 	}
 	return "tree " + e.Plan.Tree + ": refused"
@@ -63,7 +64,7 @@ func (e *RefusedError) Error() string {
 // each hop against condition c; cmd writes the commands its advice names.
 func (r *Registry) NewPlan(c Condition, from, to int, cmd suggest.Prefix) (*Plan, error) {
 	if r.Version(from) == nil {
-		return nil, fmt.Errorf("tree %s is in format %d, which this treeshift does not know: refused", c.Tree, from)
+		return nil, fmt.Errorf("tree %s is in format %s, which this treeshift does not know: refused", c.Tree, format.Name(from))
 	}
 	if r.Version(to) == nil {
 		return nil, fmt.Errorf("unknown target format %d", to)

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"sort"
 	"strings"
 
@@ -43,9 +44,9 @@ func (e *Engine) Recover() ([]string, error) {
 	}
 	for _, x := range j.Trees {
 		if x.Committed {
-			e.act("complete interrupted transition of tree: %s to format %d", x.Tree, x.To)
+			e.act("complete interrupted transition of tree: %s to format %s", x.Tree, format.Name(x.To))
 		} else {
-			e.act("roll back interrupted transition of tree: %s to format %d", x.Tree, x.From)
+			e.act("roll back interrupted transition of tree: %s to format %s", x.Tree, format.Name(x.From))
 		}
 	}
 	errs := e.finish(j)
@@ -56,9 +57,9 @@ func (e *Engine) Recover() ([]string, error) {
 		}
 		names = append(names, x.Tree)
 		if x.Committed {
-			e.note(2, "completed the interrupted transition of tree %s to format %d", x.Tree, x.To)
+			e.note(2, "completed the interrupted transition of tree %s to format %s", x.Tree, format.Name(x.To))
 		} else {
-			e.note(2, "rolled back the interrupted transition of tree %s: it is in format %d again", x.Tree, x.From)
+			e.note(2, "rolled back the interrupted transition of tree %s: it is in format %s again", x.Tree, format.Name(x.From))
 		}
 	}
 	if len(errs) > 0 {
@@ -234,7 +235,7 @@ func (e *Engine) Abandon(name string) (*tree.Tree, error) {
 		return nil, fmt.Errorf("tree %s: no generation of it can be read (%s): remove it with %s",
 			name, strings.Join(errs, "; "), e.Suggest.Cmd("tree", "destroy", name))
 	}
-	e.act("abandon interrupted transition of tree %s: keep generation %d, format %d", name, keep.Gen, keep.Format)
+	e.act("abandon interrupted transition of tree %s: keep generation %d, format %s", name, keep.Gen, format.Name(keep.Format))
 	if err := e.Store.Commit(name, keep.Gen, true); err != nil {
 		return nil, err
 	}

@@ -11,36 +11,46 @@ import (
 
 func TestShippedDirectives(t *testing.T) {
 	r := Default()
-	var want []int
+	var stamped []int
 	for _, c := range format.All() {
-		want = append(want, c.Version())
+		stamped = append(stamped, c.Version())
 	}
+	want := append([]int{0}, stamped...) // and the empty version, ""
 	var got []int
 	for _, v := range r.Versions {
 		got = append(got, v.Number)
+		if _, err := format.Get(v.Number); err != nil {
+			t.Errorf("version %s has no codec: %v", format.Name(v.Number), err)
+		}
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("directives declare versions %v, codecs exist for %v", got, want)
 	}
-	// The everyday path, old to newest with services running, is ANYTIME.
-	for _, v := range want {
+	// The everyday path, any stamped version to the newest with services
+	// running, is ANYTIME.
+	for _, v := range stamped {
 		for _, h := range r.Path(v, r.Newest()) {
 			if h.Tunability != Anytime || !h.Declared {
 				t.Errorf("upgrade %d -> %d: hop %+v is not a declared ANYTIME hop", v, r.Newest(), h)
 			}
 		}
 	}
-	// At least three other levels are declared and reached by some plan.
-	used := map[Tunability]bool{}
+	// Every level is reached by a shipped path between real versions.
+	used := map[Tunability]string{}
 	for _, a := range want {
 		for _, b := range want {
 			for _, h := range r.Path(a, b) {
-				used[h.Tunability] = true
+				if !h.Declared {
+					t.Errorf("%s -> %s: an undeclared hop %+v", format.Name(a), format.Name(b), h)
+				}
+				used[h.Tunability] = format.Name(h.From) + " -> " + format.Name(h.To)
 			}
 		}
 	}
-	if len(used) < 4 {
-		t.Errorf("shipped plans use only %v", used)
+	for l := Anytime; l <= AtCreation; l++ {
+		if used[l] == "" {
+			t.Errorf("no shipped path reaches %s", l)
+		}
 	}
 }
 
@@ -127,7 +137,7 @@ func TestParseRegistryErrors(t *testing.T) {
 	for text, want := range map[string]string{
 		"upgrade_from 1 ANYTIME":                         "line 1: upgrade_from before any version",
 		"version 1\nversion 1":                           "line 2: version 1 declared twice",
-		"version x":                                      `line 1: version "x" is not a positive number`,
+		"version x":                                      `line 1: version "x" is not a positive number or ""`,
 		"version 1\nupgrade_from 1 ANYTIME":              "line 2: version 1 declared as its own source",
 		"version 1\nversion 2\nupgrade_from 1 SOMETIMES": `line 3: unknown tunability "SOMETIMES"`,
 		"version 2\nupgrade_from 7 ANYTIME":              "version 2 declares source 7, which is not a declared version",

@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"path"
 	"reflect"
 
@@ -55,7 +56,7 @@ func (b *restoreBuild) Staged() *tree.Tree { return b.next }
 func (b *restoreBuild) Orig() int          { return b.orig }
 
 func (b *restoreBuild) Describe() string {
-	return fmt.Sprintf("restore tree %s from its tagged copy, format %d", b.name, b.format)
+	return fmt.Sprintf("restore tree %s from its tagged copy, format %s", b.name, format.Name(b.format))
 }
 
 func (b *restoreBuild) Apply() error {

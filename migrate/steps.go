@@ -103,7 +103,7 @@ type convertStep struct {
 }
 
 func (c *convertStep) Describe() string {
-	return fmt.Sprintf("convert tree %s from format %d to format %d", c.ch.name, c.from, c.to)
+	return fmt.Sprintf("convert tree %s from format %s to format %s", c.ch.name, format.Name(c.from), format.Name(c.to))
 }
 
 func (c *convertStep) Apply() error {
@@ -114,7 +114,7 @@ func (c *convertStep) Apply() error {
 			return err
 		}
 		if t.Format != c.from {
-			return fmt.Errorf("tree %s is in format %d, expected %d", ch.name, t.Format, c.from)
+			return fmt.Errorf("tree %s is in format %s, expected %s", ch.name, format.Name(t.Format), format.Name(c.from))
 		}
 		ch.cur, ch.orig = t.Tree, t.Tree
 	}
@@ -129,10 +129,10 @@ func (c *convertStep) Apply() error {
 		}
 		got, _, err := format.ReadFiles(files)
 		if err != nil {
-			return fmt.Errorf("tree %s: format %d does not read back: %w", ch.name, c.to, err)
+			return fmt.Errorf("tree %s: format %s does not read back: %w", ch.name, format.Name(c.to), err)
 		}
 		if !reflect.DeepEqual(got, ch.cur) {
-			return fmt.Errorf("tree %s: format %d does not read back as the tree it was written from", ch.name, c.to)
+			return fmt.Errorf("tree %s: format %s does not read back as the tree it was written from", ch.name, format.Name(c.to))
 		}
 		ch.cur = got
 		return nil
@@ -147,7 +147,7 @@ func (c *convertStep) Apply() error {
 		return err
 	}
 	if !reflect.DeepEqual(check.Tree, ch.orig) {
-		return fmt.Errorf("tree %s: format %d generation %s does not read back as the tree it was written from", ch.name, c.to, ch.e.Host(next.Dir))
+		return fmt.Errorf("tree %s: format %s generation %s does not read back as the tree it was written from", ch.name, format.Name(c.to), ch.e.Host(next.Dir))
 	}
 	// What is left (commit, verify, undo) needs the generation's identity,
 	// not its scripts and definitions: let those go.

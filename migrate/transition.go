@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"path"
 	"runtime"
 	"strings"
@@ -220,7 +221,7 @@ func (e *Engine) transition(names []string, t target) []Result {
 		if j.failed { // its staged generation and copy are gone: nothing to swap
 			j.prepare, j.swap = nil, nil
 		} else if s := j.build.Staged(); s != nil {
-			out.note(4, "tree %s: staged generation %d, format %d, at %s", j.entry.Tree, s.Gen, s.Format, s.Dir)
+			out.note(4, "tree %s: staged generation %d, format %s, at %s", j.entry.Tree, s.Gen, format.Name(s.Format), s.Dir)
 		}
 	})
 	if err := e.barrier(); err != nil {
@@ -290,7 +291,7 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 	if tg.tagged == nil {
 		if v, err := e.Store.PeekFormat(name); err == nil && v == tg.to {
 			res.From, res.Outcome = v, Unchanged
-			out.note(4, "tree: %s is already in format %d", name, tg.to)
+			out.note(4, "tree: %s is already in format %s", name, format.Name(tg.to))
 			return nil
 		}
 	}
@@ -361,7 +362,7 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 			up++
 		}
 	}
-	out.note(4, "tree %s: generation %d, format %d, %d service(s), %d enabled, %d up, live: %v", name, t.Gen, t.Format,
+	out.note(4, "tree %s: generation %d, format %s, %d service(s), %d enabled, %d up, live: %v", name, t.Gen, format.Name(t.Format),
 		len(t.Services), len(t.Index.Entries), up, live)
 	g := &guard{w: w, name: name}
 	tc := &tempCopy{e: e, lt: lt, orig: t.CompiledDir()}

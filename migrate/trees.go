@@ -152,7 +152,7 @@ func (e *Engine) CreateTree(name string, o CreateOptions) error {
 	if err := e.Store.WriteState(st); err != nil {
 		return err
 	}
-	e.note(2, "created tree %s in format %d", name, o.Format)
+	e.note(2, "created tree %s in format %s", name, format.Name(o.Format))
 	return nil
 }
 

@@ -276,7 +276,7 @@ func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
 	}
 	files, err := c.Encode(t)
 	if err != nil {
-		return nil, fmt.Errorf("tree %s: encode as format %d: %w", t.Name, v, err)
+		return nil, fmt.Errorf("tree %s: encode as format %s: %w", t.Name, format.Name(v), err)
 	}
 	files = append(files, compile.ServiceDirs(t)...)
 	if err := durable.MkdirAll(s.FS, s.TreesDir(), 0o755, true); err != nil {

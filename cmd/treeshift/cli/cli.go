@@ -291,7 +291,7 @@ func (l *logger) Waiting(lock string, h tree.Holder, wait time.Duration) {
 // Progress shows which tree a long transition has switched, on a terminal.
 func (l *logger) Progress(i, n int, tree string, from, to int) {
 	if l.progress && n > 3 {
-		l.emit("info", fmt.Sprintf("[%d/%d] tree %s: format %d to %d", i, n, tree, from, to))
+		l.emit("info", fmt.Sprintf("[%d/%d] tree %s: format %s to %s", i, n, tree, format.Name(from), format.Name(to)))
 	}
 }
 

@@ -17,13 +17,13 @@ type PlanCmd struct {
 }
 
 func (c *PlanCmd) Run(e *env) error {
-	if migrate.Default().Version(c.To) == nil {
-		_, err := format.Get(c.To)
-		return &migrate.UsageError{Err: err}
-	}
 	eng, err := e.reading()
 	if err != nil {
 		return err
+	}
+	if eng.Registry.Version(c.To) == nil {
+		_, err := format.Get(c.To)
+		return &migrate.UsageError{Err: err}
 	}
 	plans, err := eng.Plans(c.Trees, c.To)
 	if plans == nil {
@@ -50,7 +50,7 @@ func (c *PlanCmd) Run(e *env) error {
 		return err
 	}
 	if len(refused) > 0 {
-		return fmt.Errorf("tree(s) %s cannot move to format %d now", strings.Join(refused, " "), c.To)
+		return fmt.Errorf("tree(s) %s cannot move to format %s now", strings.Join(refused, " "), format.Name(c.To))
 	}
 	return nil
 }
@@ -63,10 +63,10 @@ func printPlans(e *env, plans []*migrate.Plan) {
 			continue
 		}
 		if len(p.Hops) == 0 {
-			fmt.Fprintf(tw, "tree %s: format %d, nothing to do\n", p.Tree, p.From)
+			fmt.Fprintf(tw, "tree %s: format %s, nothing to do\n", p.Tree, format.Name(p.From))
 			continue
 		}
-		fmt.Fprintf(tw, "tree %s: format %d to %d\n", p.Tree, p.From, p.To)
+		fmt.Fprintf(tw, "tree %s: format %s to %s\n", p.Tree, format.Name(p.From), format.Name(p.To))
 		for _, h := range p.Hops {
 			verdict := "ok"
 			if !h.Satisfied {
@@ -76,7 +76,7 @@ func printPlans(e *env, plans []*migrate.Plan) {
 			if !h.Declared {
 				tun += " (default)"
 			}
-			fmt.Fprintf(tw, "  hop %d -> %d\t%s\t%s\n", h.From, h.To, tun, verdict)
+			fmt.Fprintf(tw, "  hop %s -> %s\t%s\t%s\n", format.Name(h.From), format.Name(h.To), tun, verdict)
 		}
 		for _, cmd := range p.Recreate {
 			fmt.Fprintf(tw, "    %s\n", cmd)

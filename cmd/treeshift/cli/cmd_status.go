@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -40,7 +41,7 @@ func (c *StatusCmd) Run(e *env) error {
 			fmt.Fprintf(w, "  error: %s\n", t.Error)
 			continue
 		}
-		fmt.Fprintf(w, "  format: %d\n  enabled: %s\n  current: %s\n  allowed users: %s\n", t.Format, enabledText(t), yes(t.Current), strings.Join(t.Allow, " "))
+		fmt.Fprintf(w, "  format: %s\n  enabled: %s\n  current: %s\n  allowed users: %s\n", format.Name(t.Format), enabledText(t), yes(t.Current), strings.Join(t.Allow, " "))
 		if t.Live.Initialized {
 			fmt.Fprintf(w, "  live: initialized, database %s\n", t.Live.Compiled)
 		} else {

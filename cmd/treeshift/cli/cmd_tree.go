@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"text/tabwriter"
 
 	"github.com/treeshift/treeshift/migrate"
@@ -136,7 +137,7 @@ func (c *TreeListCmd) Run(e *env) error {
 			fmt.Fprintf(tw, "%s\t?\t%s\t%s\t%s\t?\t?\n", t.Name, yes(t.Enabled), pos(t.Position), yes(t.Current))
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%d\n", t.Name, t.Format, yes(t.Enabled), pos(t.Position), yes(t.Current), yes(t.Initialized), t.Services)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", t.Name, format.Name(t.Format), yes(t.Enabled), pos(t.Position), yes(t.Current), yes(t.Initialized), t.Services)
 	}
 	if ferr := tw.Flush(); ferr != nil {
 		return ferr

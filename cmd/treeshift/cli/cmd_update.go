@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/format"
 	"strings"
 
 	"github.com/treeshift/treeshift/migrate"
@@ -32,7 +33,7 @@ func (c *UpdateCmd) Run(e *env) error {
 			if err != nil {
 				return err
 			}
-			e.log.printf(2, "tree %s: kept generation %d, in format %d; its interrupted transition is abandoned", n, t.Gen, t.Format)
+			e.log.printf(2, "tree %s: kept generation %d, in format %s; its interrupted transition is abandoned", n, t.Gen, format.Name(t.Format))
 		}
 		return nil
 	}
@@ -67,7 +68,7 @@ func summarize(e *env, results []migrate.Result, to int, dry bool) {
 		switch r.Outcome {
 		case migrate.Updated:
 			moved++
-			e.log.printf(2, "tree %s: %s from format %d to format %d", r.Tree, verb, r.From, r.To)
+			e.log.printf(2, "tree %s: %s from format %s to format %s", r.Tree, verb, format.Name(r.From), format.Name(r.To))
 		case migrate.Unchanged:
 			current++
 		case migrate.Refused:
@@ -80,11 +81,11 @@ func summarize(e *env, results []migrate.Result, to int, dry bool) {
 		if current == 0 {
 			e.log.printf(2, "nothing to do: no trees")
 		} else {
-			e.log.printf(2, "nothing to do: %s already in format %d", trees(current), to)
+			e.log.printf(2, "nothing to do: %s already in format %s", trees(current), format.Name(to))
 		}
 		return
 	}
-	parts := []string{fmt.Sprintf("%s %s to format %d", trees(moved), verb, to)}
+	parts := []string{fmt.Sprintf("%s %s to format %s", trees(moved), verb, format.Name(to))}
 	if current > 0 {
 		parts = append(parts, fmt.Sprintf("%d already current", current))
 	}
