@@ -57,6 +57,9 @@ type Reporter interface {
 	Action(line string)
 	// Note is a message at a verbosity level: 2 info, 3 tracing, 4 debug.
 	Note(level int, format string, args ...any)
+	// Warn is something the user should look at, though the command goes
+	// on: shown from verbosity 2.
+	Warn(msg string)
 	// Waiting is told at once when the owner lock is held by another
 	// process, and Got when the lock is then taken.
 	Waiting(lock string, holder tree.Holder, wait time.Duration)
@@ -65,6 +68,12 @@ type Reporter interface {
 func (e *Engine) act(format string, args ...any) {
 	if e.Report != nil {
 		e.Report.Action(fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *Engine) warn(format string, args ...any) {
+	if e.Report != nil {
+		e.Report.Warn(fmt.Sprintf(format, args...))
 	}
 }
 
@@ -182,6 +191,11 @@ func Open(o owner.Owner, opts Options) (*Engine, error) {
 		}
 		e.Backend = &s6.Backend{Scan: fsys.Host(e.Live.ScanDir()), Timeout: ServiceTimeout, Suggest: e.Suggest}
 	}
+	if opts.DryRun {
+		// The overlay keeps a dry run's files in memory; the supervisor's
+		// processes are kept there by this.
+		e.Backend = &supervisor.Dry{Backend: e.Backend}
+	}
 	return e, nil
 }
 
@@ -198,7 +212,11 @@ func (e *Engine) Lock() (unlock func(), err error) { return e.lock(false, nil) }
 // command waits.
 func (e *Engine) LockTrees(names ...string) (unlock func(), err error) { return e.lock(true, names) }
 
-func (e *Engine) lock(gate bool, names []string) (unlock func(), err error) {
+// lockApply takes the owner lock for an apply or an update, which finish
+// an interrupted apply rather than being refused by it.
+func (e *Engine) lockApply() (unlock func(), err error) { return e.lock(true, nil, true) }
+
+func (e *Engine) lock(gate bool, names []string, applying ...bool) (unlock func(), err error) {
 	start := time.Now()
 	waited := false
 	l, err := e.Store.Lock(e.Wait, !e.DryRun, func(h tree.Holder) {
@@ -233,7 +251,28 @@ func (e *Engine) lock(gate bool, names []string) (unlock func(), err error) {
 		unlock()
 		return nil, &InterruptedError{Trees: held, Cmd: e.Suggest.Cmd("update")}
 	}
+	if len(applying) == 0 {
+		// An apply changes any tree: until it is finished, none is
+		// changed by anything else.
+		if j, _, err := e.readApplyJournal(); err != nil || j != nil {
+			unlock()
+			if err != nil {
+				return nil, err
+			}
+			return nil, &InterruptedApplyError{File: j.File, Cmd: e.Suggest.Cmd("apply", "--resume")}
+		}
+	}
 	return unlock, nil
+}
+
+// InterruptedApplyError refuses a change while an apply is unfinished.
+type InterruptedApplyError struct {
+	File string
+	Cmd  string
+}
+
+func (e *InterruptedApplyError) Error() string {
+	return fmt.Sprintf("the apply of %s was interrupted: run %s first", e.File, e.Cmd)
 }
 
 // InterruptedError refuses a change while an update is unfinished.
@@ -251,6 +290,9 @@ func (e *InterruptedError) Error() string {
 func (e *Engine) Warning() string {
 	if names, _ := e.Pending(); len(names) > 0 {
 		return fmt.Sprintf("the update of tree(s) %s was interrupted: run %s", strings.Join(names, " "), e.Suggest.Cmd("update"))
+	}
+	if j, _, _ := e.readApplyJournal(); j != nil {
+		return fmt.Sprintf("the apply of %s was interrupted: run %s", j.File, e.Suggest.Cmd("apply", "--resume"))
 	}
 	return ""
 }

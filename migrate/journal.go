@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"time"
 
 	"github.com/treeshift/treeshift/internal/model"
@@ -140,12 +141,18 @@ func (e *Engine) readJournal() (*journal, error) {
 	}
 	bad := func(why string) error {
 		return &InconsistentError{fmt.Sprintf("%s: %s: not a journal treeshift can read: remove it only after checking the trees by hand",
-			e.Host(e.Store.JournalPath(names[0])), why)}
+			e.Host(e.Store.JournalPath(journalEntry)), why)}
 	}
-	if names[0] != journalEntry || len(names) > 1 {
-		return nil, bad(fmt.Sprintf("unexpected journal entries %v", names))
+	for _, n := range names {
+		if n != journalEntry && n != applyEntry {
+			return nil, &InconsistentError{fmt.Sprintf("%s: unexpected journal entry: remove it only after checking the trees by hand",
+				e.Host(e.Store.JournalPath(n)))}
+		}
 	}
-	b, err := e.Store.ReadJournal(names[0])
+	if !slices.Contains(names, journalEntry) {
+		return nil, nil
+	}
+	b, err := e.Store.ReadJournal(journalEntry)
 	if err != nil {
 		return nil, err
 	}

@@ -230,13 +230,16 @@ func (e *Engine) monitor(tname string, names []string, on bool) error {
 		}
 		if on {
 			err = e.Backend.Monitor(lt, x)
-			e.act("resume supervision of service %s of tree %s", x.Name, tname)
 		} else {
 			err = e.Backend.Unmonitor(lt, x)
-			e.act("pause supervision of service %s of tree %s (it keeps running)", x.Name, tname)
 		}
 		if err != nil {
 			return err
+		}
+		if on {
+			e.note(2, "resumed supervision of %s of tree %s", x.Name, tname)
+		} else {
+			e.note(2, "paused supervision of %s of tree %s (it keeps running)", x.Name, tname)
 		}
 	}
 	return nil

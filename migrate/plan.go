@@ -32,6 +32,9 @@ type Plan struct {
 	Recreate []string `json:"recreate,omitempty"`
 	// Error says why the tree could not be planned (it could not be read).
 	Error string `json:"error,omitempty"`
+	// Drift lists the enabled services whose definitions changed since
+	// their records were built.
+	Drift []Drift `json:"drift"`
 }
 
 // OK reports whether every hop is satisfied (an empty plan is, unless the

@@ -26,6 +26,7 @@ func (e *Engine) planLoaded(t *tree.Tree, to int) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Drift = nonNilDrift(e.Drift(t))
 	for _, h := range p.Hops {
 		if h.Tunability == AtCreation {
 			state, err := e.Store.ReadState()
@@ -41,6 +42,13 @@ func (e *Engine) planLoaded(t *tree.Tree, to int) (*Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+func nonNilDrift(d []Drift) []Drift {
+	if d == nil {
+		return []Drift{}
+	}
+	return d
 }
 
 // Plans plans the move of the trees names (all, in start order, when there
@@ -62,7 +70,7 @@ func (e *Engine) Plans(names []string, to int) ([]*Plan, error) {
 				return nil, err
 			}
 			// An unreadable tree is planned as what it is: not movable.
-			p = &Plan{Tree: n, To: to, Hops: []Hop{}, Error: err.Error()}
+			p = &Plan{Tree: n, To: to, Hops: []Hop{}, Error: err.Error(), Drift: []Drift{}}
 			bad = append(bad, n)
 		}
 		plans = append(plans, p)

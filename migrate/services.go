@@ -89,31 +89,56 @@ func (e *Engine) EnableServices(tname string, names []string) error {
 			continue
 		}
 		seen[n] = true
-		if err := checkName("service", n); err != nil {
-			return err
-		}
-		p, err := e.FindDefinition(n)
+		svc, err := e.definition(n)
 		if err != nil {
 			return err
-		}
-		data, err := readDefinition(p)
-		if err != nil {
-			return err
-		}
-		svc, err := frontend.Parse(n, e.Owner.Inside(p), data)
-		if err != nil {
-			return &UsageError{Err: err}
 		}
 		svc.Enabled = true
 		t.Put(svc)
 		queue = append(queue, svc.Depends...)
 		queue = append(queue, svc.Contents...)
 	}
+	if sameRecords(old.Tree, t) {
+		e.note(2, "tree %s: %s already enabled, from the same definitions", tname, join(names))
+		return nil
+	}
 	if err := e.recompile(old, t); err != nil {
 		return err
 	}
 	e.note(2, "enabled in tree %s: %s", tname, join(names))
 	return nil
+}
+
+// definition parses the definition of service name, found in the owner's
+// service directories.
+func (e *Engine) definition(name string) (model.Service, error) {
+	if err := checkName("service", name); err != nil {
+		return model.Service{}, err
+	}
+	p, err := e.FindDefinition(name)
+	if err != nil {
+		return model.Service{}, err
+	}
+	data, err := readDefinition(p)
+	if err != nil {
+		return model.Service{}, err
+	}
+	svc, err := frontend.Parse(name, e.Owner.Inside(p), data)
+	if err != nil {
+		return model.Service{}, &UsageError{Err: err}
+	}
+	return svc, nil
+}
+
+// sameRecords reports whether two trees hold the same records and users:
+// a change that makes none writes no generation.
+func sameRecords(a, b *model.Tree) bool {
+	return slices.Equal(a.Allow, b.Allow) && slices.EqualFunc(a.Services, b.Services, sameService)
+}
+
+func sameService(a, b model.Service) bool {
+	return a.Name == b.Name && a.Enabled == b.Enabled && a.Source == b.Source && a.Digest == b.Digest &&
+		frontend.Changed(a, b) == nil
 }
 
 // DisableServices disables names in tree tname. A service still needed by an

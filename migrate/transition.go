@@ -34,14 +34,19 @@ type Result struct {
 	Outcome string  `json:"outcome"`
 	Error   string  `json:"error,omitempty"`
 	Seconds float64 `json:"seconds"`
+	// Drift lists the services of a tree the run moved whose definitions
+	// changed since their records were built; the records are kept.
+	Drift []Drift `json:"drift,omitempty"`
 }
 
 // lines buffers one tree's messages while trees are worked on at once, so
 // the output reads tree by tree, in order, whatever the interleaving.
 type lines []struct {
-	level int // 0: an action
+	level int // 0: an action, -1: a warning
 	text  string
 }
+
+func (l *lines) warn(format string, args ...any) { l.note(-1, format, args...) }
 
 func (l *lines) act(format string, args ...any) {
 	*l = append(*l, struct {
@@ -85,6 +90,8 @@ func (e *Engine) parallel(n int, fn func(i int, out *lines)) {
 		for _, l := range b {
 			if l.level == 0 {
 				e.act("%s", l.text)
+			} else if l.level < 0 {
+				e.warn("%s", l.text)
 			} else {
 				e.note(l.level, "%s", l.text)
 			}
@@ -304,6 +311,16 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 		return fail(Failed, err)
 	}
 	res.From = t.Format
+	// A transition keeps the records as they are, whatever the package
+	// upgrade did to the definitions; what no longer matches is said.
+	res.Drift = e.Drift(t)
+	for _, d := range res.Drift {
+		if d.Error != "" {
+			out.warn("%s", d)
+		} else {
+			out.warn("%s; the record is kept: %s takes it", d, e.Suggest.Cmd("enable", "-t", name, d.Service))
+		}
+	}
 	lt := e.Live.Tree(name)
 	live, err := lt.Initialized()
 	if err != nil {

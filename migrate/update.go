@@ -13,7 +13,10 @@ type UpdateReport struct {
 	DryRun    bool     `json:"dry_run"`
 	To        int      `json:"to"`
 	Recovered []string `json:"recovered"`
-	Trees     []Result `json:"trees"`
+	// Applied lists the changes a configuration given to the update made
+	// (update --config), before any tree moved.
+	Applied []string `json:"applied,omitempty"`
+	Trees   []Result `json:"trees"`
 }
 
 // NotUpdatedError reports the trees an update did not move; each one's
@@ -33,6 +36,17 @@ func (e *NotUpdatedError) Error() string {
 // start. Unknown trees and formats are usage errors, found before the lock
 // is taken.
 func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
+	return e.UpdateWith(nil, "", names, to)
+}
+
+// UpdateWith is Update after applying configuration c (read from file) in
+// the same run, under the same lock: the configuration of the trees and
+// their formats change together, as tpm's update does after configure.
+// With a configuration no trees may be named: it is the whole system's.
+func (e *Engine) UpdateWith(c *Config, file string, names []string, to int) (*UpdateReport, error) {
+	if c != nil && len(names) > 0 {
+		return nil, usage("a configuration is the whole system's: name no trees with it")
+	}
 	if e.Registry.Version(to) == nil {
 		_, err := format.Get(to)
 		if err == nil {
@@ -53,7 +67,7 @@ func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
 	report := &UpdateReport{Schema: 1, DryRun: e.DryRun, To: to, Recovered: []string{}, Trees: []Result{}}
 	// Temporary files an interrupted atomic write left (beside the state,
 	// in the journal directory) are removed whatever else the run does.
-	if err := e.Store.Sweep(); err != nil {
+	if err := e.sweep(); err != nil {
 		return report, err
 	}
 	recovered, err := e.Recover()
@@ -66,6 +80,21 @@ func (e *Engine) Update(names []string, to int) (*UpdateReport, error) {
 	} else if err != nil {
 		return report, err
 	}
+	// An interrupted apply is finished before anything else changes.
+	applied := &ApplyReport{Changes: []string{}}
+	if _, err := e.resumeApply(applied); err != nil {
+		return report, err
+	}
+	if c != nil {
+		if stuck != nil {
+			return report, errors.Join(stuck, fmt.Errorf("%s is not applied while a tree is stuck in an interrupted update", file))
+		}
+		if err := e.apply(c, file, applied, false); err != nil {
+			report.Applied = applied.Changes
+			return report, err
+		}
+	}
+	report.Applied = applied.Changes
 	if len(names) == 0 {
 		all, err := e.Ordered()
 		if err != nil {
@@ -110,6 +139,16 @@ func without(names []string, drop map[string]error) []string {
 		}
 	}
 	return out
+}
+
+// sweep removes what interrupted changes left in the system directory:
+// temporary files, half-made link swaps, and the generations of trees
+// whose creation or destruction was cut short.
+func (e *Engine) sweep() error {
+	if err := e.Store.Sweep(); err != nil {
+		return err
+	}
+	return e.Store.SweepOrphans()
 }
 
 // stamp records v as the owner's format stamp once every tree is in it. A

@@ -411,6 +411,41 @@ func (s *Store) Destroy(name string) error {
 	return nil
 }
 
+// SweepOrphans removes the generations of trees that do not exist: what a
+// tree creation interrupted before its link was made, or a destruction
+// interrupted after its link was removed, left behind. Nothing points at
+// them: a tree's live link is removed before its tree link.
+func (s *Store) SweepOrphans() error {
+	entries, err := s.FS.ReadDir(s.TreesDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	links := map[string]bool{}
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), ".") {
+			links[e.Name()] = true
+		}
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), ".")
+		i := strings.LastIndexByte(rest, '.')
+		if !ok || i < 0 || !e.IsDir() {
+			continue
+		}
+		name, g := rest[:i], rest[i+1:]
+		if gen, err := strconv.Atoi(g); err != nil || gen < 1 || strconv.Itoa(gen) != g || model.CheckName(name) != nil || links[name] {
+			continue
+		}
+		if err := s.FS.RemoveAll(path.Join(s.TreesDir(), e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Sweep removes what interrupted changes left in the system directory:
 // renameio's temporary files beside the state and journal entries, and
 // half-made link swaps beside tree links. Leftovers are unused; their

@@ -294,3 +294,29 @@ func snapshotHost(t *testing.T, root string) string {
 	})
 	return strings.Join(lines, "\n")
 }
+
+// An anchor that does not exist yet (a live directory on a fresh system)
+// is created by a dry run's overlay as by the real FS, from the root down.
+func TestOverlayCreatesMissingAnchor(t *testing.T) {
+	for _, dry := range []bool{false, true} {
+		root := t.TempDir()
+		o, err := NewOS(root, "/run/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fsys FS = o
+		if dry {
+			fsys = NewOverlay(o)
+		}
+		if err := MkdirAll(fsys, "/run/x/y", 0o755, true); err != nil {
+			t.Fatalf("dry run %v: %v", dry, err)
+		}
+		if fi, err := fsys.Lstat("/run/x/y"); err != nil || !fi.IsDir() {
+			t.Fatalf("dry run %v: %v %v", dry, fi, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "run")); dry != errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("dry run %v: /run on disk: %v", dry, err)
+		}
+		o.Close()
+	}
+}

@@ -159,6 +159,9 @@ func (o *Overlay) kind(op, p string) (byte, error) {
 	if r.src == "" {
 		return 0, nil
 	}
+	if r.src == "/" {
+		return 'd', nil // the root, which no FS can Lstat: it is its anchor
+	}
 	fi, err := o.base.Lstat(r.src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil

@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,4 +120,31 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestChanged(t *testing.T) {
+	const base = "[main]\n@type = longrun\n@description = \"svc\"\n@version = 1.0.0\n@user = ( root )\n[start]\n@execute = ( run )\n"
+	old, err := Parse("svc", "/svc", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		def  string
+		want []string
+	}{
+		{base, nil},
+		{"# a comment\n" + base + "\n", nil},
+		{strings.Replace(base, "1.0.0", "1.1.0", 1), []string{"@version"}},
+		{strings.Replace(base, "( run )", "( run -v )", 1) + "[environment]\nA=1\n", []string{"[start]", "[environment]"}},
+		{strings.Replace(base, "longrun", "classic", 1) + "[stop]\n@execute = ( halt )\n", []string{"@type", "[stop]"}},
+		{strings.Replace(base, "( root )", "( root daemon )", 1), []string{"@user"}},
+	} {
+		cur, err := Parse("svc", "/svc", []byte(c.def))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Changed(old, cur); !slices.Equal(got, c.want) {
+			t.Errorf("%q: changed %q, want %q", c.def, got, c.want)
+		}
+	}
 }

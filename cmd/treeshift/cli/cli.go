@@ -54,6 +54,7 @@ type CLI struct {
 	Unmonitor UnmonitorCmd `cmd:"" help:"Pause the supervision of services of a live tree; they keep running."`
 	Monitor   MonitorCmd   `cmd:"" help:"Resume the supervision of services of a live tree."`
 	Uninit    UninitCmd    `cmd:"" help:"Make a tree not live (its services must be down)."`
+	Apply     ApplyCmd     `cmd:"" help:"Reconcile the system with a configuration document (reverse --json)."`
 	Scandir   ScandirCmd   `cmd:"" help:"Start, stop and show the owner's supervisor."`
 	Cluster   ClusterCmd   `cmd:"" help:"Rolling format upgrade of a cluster's members, stage by stage."`
 	Status    StatusCmd    `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
@@ -71,6 +72,7 @@ type CLI struct {
 // touch the owner's system (cluster, formats, version) never opens it.
 type env struct {
 	*Globals
+	stdin  io.Reader
 	stdout io.Writer
 	log    *logger
 	// dry opens the engine on an overlay: a dry run.
@@ -174,7 +176,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		log.fatal(fmt.Errorf("verbosity %d: expected 1 to 4", c.Verbosity))
 		return ExitUsage
 	}
-	e := &env{Globals: &c.Globals, stdout: stdout, log: log}
+	e := &env{Globals: &c.Globals, stdin: os.Stdin, stdout: stdout, log: log}
 	if err := ctx.Run(e); err != nil {
 		log.fatal(err)
 		return classify(err)
@@ -278,6 +280,13 @@ func (l *logger) Action(line string) {
 		return
 	}
 	l.printf(3, "%s", line)
+}
+
+// Warn prints a warning from -v 2.
+func (l *logger) Warn(msg string) {
+	if l.level >= 2 {
+		l.emit("warning", msg)
+	}
 }
 
 // Note prints a message at its level.

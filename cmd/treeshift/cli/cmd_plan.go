@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
@@ -38,7 +39,7 @@ func (c *PlanCmd) Run(e *env) error {
 			return err
 		}
 	} else {
-		printPlans(e, plans)
+		printPlans(e, eng, plans)
 	}
 	var refused []string
 	for _, p := range plans {
@@ -55,7 +56,7 @@ func (c *PlanCmd) Run(e *env) error {
 	return nil
 }
 
-func printPlans(e *env, plans []*migrate.Plan) {
+func printPlans(e *env, eng *migrate.Engine, plans []*migrate.Plan) {
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, p := range plans {
 		if p.Error != "" {
@@ -64,6 +65,7 @@ func printPlans(e *env, plans []*migrate.Plan) {
 		}
 		if len(p.Hops) == 0 {
 			fmt.Fprintf(tw, "tree %s: format %s, nothing to do\n", p.Tree, format.Name(p.From))
+			printDrift(tw, eng, p)
 			continue
 		}
 		fmt.Fprintf(tw, "tree %s: format %s to %s\n", p.Tree, format.Name(p.From), format.Name(p.To))
@@ -81,6 +83,19 @@ func printPlans(e *env, plans []*migrate.Plan) {
 		for _, cmd := range p.Recreate {
 			fmt.Fprintf(tw, "    %s\n", cmd)
 		}
+		printDrift(tw, eng, p)
 	}
 	tw.Flush()
+}
+
+// printDrift says which definitions changed under the tree's records: the
+// update keeps the records, enable takes the new definitions.
+func printDrift(w io.Writer, eng *migrate.Engine, p *migrate.Plan) {
+	for _, d := range p.Drift {
+		if d.Error != "" {
+			fmt.Fprintf(w, "  %s\n", d)
+			continue
+		}
+		fmt.Fprintf(w, "  %s; the update keeps the record: %s takes it\n", d, eng.Suggest.Cmd("enable", "-t", p.Tree, d.Service))
+	}
 }

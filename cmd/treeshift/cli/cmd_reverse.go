@@ -11,10 +11,15 @@ import (
 // ReverseCmd is `reverse`: the commands that recreate the trees' current
 // configuration from scratch, as a script.
 type ReverseCmd struct {
+	JSON  bool     `name:"json" help:"Print the configuration as a document apply reads (docs/JSON.md)."`
 	Trees []string `arg:"" optional:"" help:"Trees to recreate (default: all, in start order)."`
 }
 
 func (c *ReverseCmd) Run(e *env) error {
+	if c.JSON && len(c.Trees) > 0 {
+		// apply destroys the trees a configuration leaves out.
+		return &migrate.UsageError{Err: fmt.Errorf("reverse --json prints the whole configuration: name no trees")}
+	}
 	eng, err := e.reading()
 	if err != nil {
 		return err
@@ -27,6 +32,9 @@ func (c *ReverseCmd) Run(e *env) error {
 			reportUnreadable(e, st.Trees)
 		}
 		return err
+	}
+	if c.JSON {
+		return printJSON(e, migrate.ConfigOf(st))
 	}
 	state, err := eng.Store.ReadState()
 	if err != nil {

@@ -14,6 +14,7 @@ type UpdateCmd struct {
 	DryRun  bool     `short:"d" name:"dry-run" help:"Do every read and check, print every action prefixed \"dry run do: \", change nothing."`
 	To      int      `default:"${newest}" help:"Target format version (default: newest); lower for a downgrade." placeholder:"VERSION"`
 	JSON    bool     `name:"json" help:"Print a JSON result document on stdout (docs/JSON.md)."`
+	Config  string   `help:"Apply this configuration document (reverse --json) first, in the same run." placeholder:"FILE"`
 	Abandon []string `help:"Give up the interrupted transition of TREE, which cannot be finished or rolled back: keep its newest readable generation." placeholder:"TREE"`
 	Trees   []string `arg:"" optional:"" help:"Trees to update (default: all of the invoking user's, in start order)."`
 }
@@ -37,7 +38,13 @@ func (c *UpdateCmd) Run(e *env) error {
 		}
 		return nil
 	}
-	report, err := eng.Update(c.Trees, c.To)
+	var cfg *migrate.Config
+	if c.Config != "" {
+		if cfg, err = readConfig(e, c.Config); err != nil {
+			return err
+		}
+	}
+	report, err := eng.UpdateWith(cfg, configName(c.Config), c.Trees, c.To)
 	if report == nil {
 		return err
 	}
