@@ -1,0 +1,371 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
+
+	"github.com/treeshift/treeshift/migrate"
+)
+
+// EtcdStore is a Store in etcd, for members on several hosts. Everything
+// is a key under the prefix (docs/CLUSTER.md, "The agent protocol"):
+//
+//	PREFIX/cluster                the record (State), with members' tasks
+//	PREFIX/records/NNNNNNNNNNNN   one stage record each, numbered by the record
+//	PREFIX/lock                   the long-stage lock (concurrency.Mutex)
+//	PREFIX/lock-holder            who holds it, under the holder's lease
+//	PREFIX/members/ID/alive       the agent's presence, under its lease
+//	PREFIX/members/ID/report      the agent's last report of its disk
+//	PREFIX/refresh                a counter: agents answer a change with a report
+//
+// The record and the records it appends are written in one transaction
+// that compares the record's mod revision with the one it was read at.
+type EtcdStore struct {
+	Endpoints []string
+	Prefix    string
+	cli       *clientv3.Client
+}
+
+// OpenEtcd connects to the etcd cluster named by
+// etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (prefix default /treeshift).
+// Nothing is read yet: a store that cannot be reached fails the first
+// request, after the request's own timeout.
+func OpenEtcd(spec string) (*EtcdStore, error) {
+	rest := strings.TrimPrefix(spec, "etcd://")
+	hosts, prefix, _ := strings.Cut(rest, "/")
+	prefix = "/" + strings.Trim(prefix, "/")
+	if prefix == "/" {
+		prefix = "/treeshift"
+	}
+	var eps []string
+	for _, h := range strings.Split(hosts, ",") {
+		if _, port, ok := strings.Cut(h, ":"); !ok || port == "" {
+			return nil, &migrate.UsageError{Err: fmt.Errorf("--store %s: %q is not HOST:PORT", spec, h)}
+		} else if _, err := strconv.Atoi(port); err != nil {
+			return nil, &migrate.UsageError{Err: fmt.Errorf("--store %s: port %q is not a number", spec, port)}
+		}
+		eps = append(eps, "http://"+h)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: 5 * time.Second,
+		// The client logs through zap: its messages are not treeshift's,
+		// and a node that is down is reported by the request that fails.
+		Logger: zap.NewNop(),
+		// A member whose node dies mid-request keeps going through the
+		// others; keepalives notice a dead connection within seconds.
+		DialKeepAliveTime:    2 * time.Second,
+		DialKeepAliveTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--store %s: %w", spec, err)
+	}
+	return &EtcdStore{Endpoints: eps, Prefix: prefix, cli: cli}, nil
+}
+
+func (s *EtcdStore) String() string {
+	hosts := make([]string, len(s.Endpoints))
+	for i, e := range s.Endpoints {
+		hosts[i] = strings.TrimPrefix(e, "http://")
+	}
+	return "etcd://" + strings.Join(hosts, ",") + s.Prefix
+}
+
+func (s *EtcdStore) Close() error { return s.cli.Close() }
+
+func (s *EtcdStore) key(parts ...string) string {
+	return path.Join(append([]string{s.Prefix}, parts...)...)
+}
+
+// requestTimeout bounds one etcd request: long enough for a leader
+// election after a node dies, short enough that an unreachable store is
+// reported rather than waited on forever.
+const requestTimeout = 15 * time.Second
+
+func (s *EtcdStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
+func (s *EtcdStore) fail(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("etcd %s: no answer within %s: %w", s, requestTimeout, err)
+	}
+	return fmt.Errorf("etcd %s: %w", s, err)
+}
+
+func (s *EtcdStore) Load(ctx context.Context) (*State, int64, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(ctx, s.key("cluster"))
+	if err != nil {
+		return nil, 0, s.fail(err)
+	}
+	if len(r.Kvs) == 0 {
+		return nil, 0, ErrNoCluster
+	}
+	var st State
+	if err := json.Unmarshal(r.Kvs[0].Value, &st); err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", s.key("cluster"), err)
+	}
+	if st.Schema != Schema {
+		return nil, 0, fmt.Errorf("%s: unknown schema %d", s.key("cluster"), st.Schema)
+	}
+	return &st, r.Kvs[0].ModRevision, nil
+}
+
+func (s *EtcdStore) Commit(ctx context.Context, st *State, rev int64, add []Record) error {
+	return s.commit(ctx, st, rev, add, nil)
+}
+
+// commit is Commit with further conditions: an agent's change also
+// requires that its presence key is still under its own lease.
+func (s *EtcdStore) commit(ctx context.Context, st *State, rev int64, add []Record, guard []clientv3.Cmp) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	k := s.key("cluster")
+	cmp := clientv3.Compare(clientv3.ModRevision(k), "=", rev)
+	if rev == 0 {
+		cmp = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+	}
+	ops := []clientv3.Op{clientv3.OpPut(k, string(b))}
+	for _, r := range add {
+		rb, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.key("records", fmt.Sprintf("%012d", r.Seq)), string(rb)))
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).If(append([]clientv3.Cmp{cmp}, guard...)...).Then(ops...).Commit()
+	if err != nil {
+		return s.fail(err)
+	}
+	if !resp.Succeeded {
+		return ErrConflict
+	}
+	return nil
+}
+
+func (s *EtcdStore) Records(ctx context.Context) ([]Record, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(ctx, s.key("records")+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	out := make([]Record, 0, len(r.Kvs))
+	for _, kv := range r.Kvs {
+		var rec Record
+		if err := json.Unmarshal(kv.Value, &rec); err != nil {
+			return nil, fmt.Errorf("%s: %v", kv.Key, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+// Lock takes the long-stage lock, an etcd mutex under a session whose
+// lease dies with this process: a stage command killed while holding it
+// frees it within the lease's TTL.
+func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error) {
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	m := concurrency.NewMutex(sess, s.key("lock"))
+	lctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	if err := m.Lock(lctx); err != nil {
+		holder := "another cluster command"
+		if r, gerr := s.cli.Get(ctx, s.key("lock-holder")); gerr == nil && len(r.Kvs) > 0 {
+			var w Writer
+			if json.Unmarshal(r.Kvs[0].Value, &w) == nil {
+				holder = fmt.Sprintf("a cluster command of %s on %s since %s", w.By, w.Host, w.Time.Format(time.RFC3339))
+			}
+		}
+		sess.Close()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("the cluster lock %s is held by %s; gave up after %s", s.key("lock"), holder, wait)
+		}
+		return nil, s.fail(err)
+	}
+	b, _ := json.Marshal(writer())
+	s.cli.Put(ctx, s.key("lock-holder"), string(b), clientv3.WithLease(sess.Lease()))
+	return func() {
+		ctx, cancel := s.ctx(context.Background())
+		defer cancel()
+		s.cli.Delete(ctx, s.key("lock-holder"))
+		m.Unlock(ctx)
+		sess.Close()
+	}, nil
+}
+
+// Presence is what an agent's alive key holds.
+type Presence struct {
+	Member  string    `json:"member"`
+	Host    string    `json:"host"`
+	Root    string    `json:"root"`
+	PID     int       `json:"pid"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	Lease   int64     `json:"lease"`
+	TTL     float64   `json:"ttl"`
+}
+
+// join makes p the member's agent under a new lease of ttl, once no other
+// agent of the member is alive: two agents of one member would both act on
+// its tasks. It waits (saying so) for a previous agent's lease to expire.
+func (s *EtcdStore) join(ctx context.Context, p Presence, ttl time.Duration, say func(string, ...any)) (*concurrency.Session, error) {
+	secs := int((ttl + time.Second - 1) / time.Second)
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	p.Lease, p.TTL = int64(sess.Lease()), float64(secs)
+	b, _ := json.Marshal(p)
+	k := s.key("members", p.Member, "alive")
+	said := false
+	for {
+		rctx, cancel := s.ctx(ctx)
+		resp, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
+			Then(clientv3.OpPut(k, string(b), clientv3.WithLease(sess.Lease()))).
+			Else(clientv3.OpGet(k)).Commit()
+		cancel()
+		if err != nil {
+			sess.Close()
+			return nil, s.fail(err)
+		}
+		if resp.Succeeded {
+			return sess, nil
+		}
+		if !said {
+			var other Presence
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) > 0 {
+				json.Unmarshal(kvs[0].Value, &other)
+			}
+			say("member %s: another agent (pid %d on %s, root %s) holds its lease; waiting for it to stop or expire", p.Member, other.PID, other.Host, other.Root)
+			said = true
+		}
+		select {
+		case <-ctx.Done():
+			sess.Close()
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// putReport writes a member's report, if the agent still holds the
+// member's presence under its lease.
+func (s *EtcdStore) putReport(ctx context.Context, r *Report, lease clientv3.LeaseID) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.cli.Txn(ctx).If(s.holds(r.Member, lease)).Then(clientv3.OpPut(s.key("members", r.Member, "report"), string(b))).Commit()
+	if err != nil {
+		return s.fail(err)
+	}
+	if !resp.Succeeded {
+		return errLeaseLost
+	}
+	return nil
+}
+
+var errLeaseLost = errors.New("the agent's lease expired: another agent may act for the member")
+
+// holds compares a member's presence key with the agent's lease.
+func (s *EtcdStore) holds(member string, lease clientv3.LeaseID) clientv3.Cmp {
+	return clientv3.Compare(clientv3.LeaseValue(s.key("members", member, "alive")), "=", lease)
+}
+
+// Reports returns what is known of each member's agent: its presence
+// (nil when its lease is gone: the member is down) and last report.
+func (s *EtcdStore) Reports(ctx context.Context) (map[string]*View, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(ctx, s.key("members")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	out := map[string]*View{}
+	for _, kv := range r.Kvs {
+		rel := strings.TrimPrefix(string(kv.Key), s.key("members")+"/")
+		id, what, _ := strings.Cut(rel, "/")
+		v := out[id]
+		if v == nil {
+			v = &View{}
+			out[id] = v
+		}
+		switch what {
+		case "alive":
+			var p Presence
+			if json.Unmarshal(kv.Value, &p) == nil {
+				v.Agent = &p
+			}
+		case "report":
+			var rep Report
+			if json.Unmarshal(kv.Value, &rep) == nil {
+				v.Report = &rep
+			}
+		}
+	}
+	for _, v := range out {
+		v.Up = v.Agent != nil
+	}
+	return out, nil
+}
+
+// refreshRequest is PREFIX/refresh's value.
+type refreshRequest struct {
+	Writer
+	// To, if set, asks each agent to check that its member may move to
+	// format To (check setup).
+	To int `json:"to,omitempty"`
+}
+
+// refresh asks every agent for a report now, and returns the number its
+// report will carry.
+func (s *EtcdStore) refresh(ctx context.Context, to int) (int64, error) {
+	b, _ := json.Marshal(refreshRequest{Writer: writer(), To: to})
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Put(ctx, s.key("refresh"), string(b))
+	if err != nil {
+		return 0, s.fail(err)
+	}
+	return r.Header.Revision, nil
+}
+
+// watch returns a channel that receives after every change under the
+// prefix, so waiting loops wake when the record or a report changes.
+// Changes may be coalesced; the channel is closed when ctx ends.
+func (s *EtcdStore) watch(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	wc := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.Prefix+"/", clientv3.WithPrefix())
+	go func() {
+		defer close(out)
+		for range wc {
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
+}
