@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 // whole upgrade otherwise runs through agents: each member's trees end in
 // format 3, stamp included, with the live state they had.
 func TestEtcdSwitchAndCleanGatedOnReports(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sharedEtcd(t), "m1", "m2", "m3")
 	before := map[string]string{}
 	for _, m := range []string{"m1", "m2", "m3"} {
@@ -100,6 +100,7 @@ func TestEtcdSwitchAndCleanGatedOnReports(t *testing.T) {
 // fails, and switch names it with what it reports. A member whose agent is
 // stopped is down: it cannot be rolled, and its votes do not count.
 func TestEtcdLostRootIsNotRolled(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sharedEtcd(t), "m1", "m2", "m3")
 	f.throughPostinstall("m1", "m2", "m3")
 	f.must("roll", "m2")
@@ -129,6 +130,7 @@ func TestEtcdLostRootIsNotRolled(t *testing.T) {
 // with its roll interrupted, and the agent, restarted, resumes the roll
 // through the member's journal and finishes it.
 func TestEtcdAgentKilledMidRollResumes(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, sharedEtcd(t), "m1", "m2", "m3")
 	want := memberState(t, f.bin, f.root("m2"), 1)
 	f.throughPostinstall("m1", "m2", "m3")
@@ -182,6 +184,7 @@ func TestEtcdAgentKilledMidRollResumes(t *testing.T) {
 // roll: the agent records the roll's end through the other nodes and the
 // roll command, waiting on them, exits 0.
 func TestEtcdNodeKilledMidRoll(t *testing.T) {
+	t.Parallel()
 	e := startEtcd(t, 3, t.Cleanup)
 	f := newFixture(t, e, "m1", "m2", "m3")
 	f.throughPostinstall("m1", "m2", "m3")
@@ -219,6 +222,7 @@ func TestEtcdNodeKilledMidRoll(t *testing.T) {
 // compare-and-swap, so exactly one of the three is refused, whichever
 // loses, and no request is lost.
 func TestEtcdOperatorsRollAtOnce(t *testing.T) {
+	t.Parallel()
 	members := []string{"m1", "m2", "m3", "m4", "m5"}
 	f := newFixture(t, sharedEtcd(t), members...)
 	// 5 votes, no quorum vote: at most two members may be down.
@@ -258,8 +262,8 @@ func TestEtcdOperatorsRollAtOnce(t *testing.T) {
 	var refused result
 	select {
 	case refused = <-results:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no roll refused within 60 s")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no roll refused within 30 s")
 	}
 	if refused.code != 111 || !strings.Contains(refused.out, "no quorum") || !strings.Contains(refused.out, "rolling now:") {
 		t.Fatalf("roll %s: exit %d, want a refusal for quorum:\n%s", refused.member, refused.code, refused.out)
@@ -331,5 +335,3 @@ func waitFile(t *testing.T, p string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var _ = regexp.MustCompile

@@ -441,4 +441,3 @@ func (f *etcdFixture) throughPostinstall(members ...string) {
 		f.must(s...)
 	}
 }
-
