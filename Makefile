@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet man demo demo-cluster bench fuzz clean
+.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-cluster fuzz clean
 
 build: man
 	$(GO) build -o $(BIN) ./cmd/treeshift
@@ -33,6 +33,11 @@ demo: build
 # A 3-member cluster rolled to the new format, stage by stage.
 demo-cluster: build
 	TREESHIFT=$(BIN) ./demo/cluster.sh
+
+# 5 members with their agents over a 3-node etcd (Debian's etcd-server):
+# parallel rolls under quorum, an agent killed, the refusal and the recovery.
+demo-cluster-etcd: build
+	TREESHIFT=$(BIN) ./demo/cluster-etcd.sh
 
 # Go benchmarks, then end-to-end update timings against cp -a + sync.
 bench: build

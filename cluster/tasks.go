@@ -281,7 +281,7 @@ func downMsg(id string, v *View) string {
 	if v == nil || v.Report == nil {
 		return fmt.Sprintf("member %s is down: no agent has reported for it", id)
 	}
-	return fmt.Sprintf("member %s is down: its agent has not reported for %s", id, time.Since(v.Report.Time).Round(time.Second))
+	return fmt.Sprintf("member %s is down: its agent has not reported for %d s", id, int(time.Since(v.Report.Time).Round(time.Second).Seconds()))
 }
 
 // views returns each member's view: from the agents' reports (etcd; with
