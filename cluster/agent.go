@@ -66,6 +66,7 @@ func (a *Agent) Run(ctx context.Context, s Store) error {
 	for {
 		err := a.session(ctx, es, site)
 		if ctx.Err() != nil {
+			a.say("member %s: agent stopped, its lease revoked", a.Member)
 			return nil
 		}
 		// The lease was lost (etcd out of reach for longer than the
@@ -204,7 +205,6 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 				es.putReport(bg, ob, lease)
 				finish(bg, guard, es, a.Member, r.seq, r.err)
 			}
-			a.say("member %s: agent stopped", a.Member)
 			return nil
 		}
 	}

@@ -34,9 +34,7 @@ func etcdBin(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("etcd")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("etcd server not found (Debian's etcd-server): CI must install it")
-		}
+		// .ci/run installs it and fails on this skip (FAIL_SKIPS).
 		t.Skip("etcd server not found: install Debian's etcd-server to run the tests against real etcd")
 	}
 	return p
