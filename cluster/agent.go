@@ -108,14 +108,19 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		}
 		return err
 	}
+	// The agent wakes for the record (its tasks) and refresh requests,
+	// not for other members' reports: a report waking every agent to
+	// report in turn would never end.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changed := es.watch(wctx)
+	keys := []string{es.key("cluster"), es.key("refresh")}
+	changed := es.watch(wctx, keys...)
 	tick := time.NewTicker(a.TTL / 3)
 	defer tick.Stop()
 	type result struct {
-		seq int
-		err error
+		seq  int
+		err  error
+		took time.Duration
 	}
 	var (
 		busy    int // the task under way, 0 none
@@ -131,9 +136,13 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		}
 		return es.putReport(ctx, r, lease)
 	}
+	// due: a report is owed — the first, a tick's, a refresh's, a task's
+	// start. A change of the record alone (another member's task) owes
+	// none: reading the member's disk costs, and nobody asked.
+	due := true
 	for {
 		if rr, err := es.cli.Get(ctx, es.key("refresh")); err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
-			refresh = rr.Kvs[0].ModRevision
+			refresh, due = rr.Kvs[0].ModRevision, true
 			check = refreshRequest{}
 			json.Unmarshal(rr.Kvs[0].Value, &check)
 		}
@@ -145,15 +154,22 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 						return err
 					}
 					if task != nil {
-						busy = task.Seq
+						busy, due = task.Seq, true
 						a.say("member %s: task %d: %s to format %d (%s), asked by %s on %s", a.Member, task.Seq, task.Action, task.Version, task.Stage, task.Requested.By, task.Requested.Host)
-						go func() { done <- result{task.Seq, site.execute(task)} }()
+						go func() {
+							start := time.Now()
+							err := site.execute(task)
+							done <- result{task.Seq, err, time.Since(start)}
+						}()
 					}
 				}
 			}
 		}
-		if err := report(); errors.Is(err, errLeaseLost) {
-			return err
+		if due {
+			if err := report(); errors.Is(err, errLeaseLost) {
+				return err
+			}
+			due = false
 		}
 		if busy == 0 && ctx.Err() != nil {
 			return nil
@@ -181,7 +197,7 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 			if err := report(); errors.Is(err, errLeaseLost) {
 				return err
 			}
-			if err := finish(context.WithoutCancel(ctx), guard, es, a.Member, r.seq, r.err); err != nil {
+			if err := finish(context.WithoutCancel(ctx), guard, es, a.Member, r.seq, r.err, r.took); err != nil {
 				if errors.Is(err, errLeaseLost) {
 					return err
 				}
@@ -190,9 +206,10 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		case _, ok := <-changed:
 			if !ok && ctx.Err() == nil {
 				time.Sleep(200 * time.Millisecond)
-				changed = es.watch(wctx)
+				changed = es.watch(wctx, keys...)
 			}
 		case <-tick.C:
+			due = true
 		case <-ctx.Done():
 			if busy != 0 {
 				// A supervisor's SIGTERM: the transition under way is
@@ -203,7 +220,7 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 				ob := site.observe()
 				ob.Refresh = refresh
 				es.putReport(bg, ob, lease)
-				finish(bg, guard, es, a.Member, r.seq, r.err)
+				finish(bg, guard, es, a.Member, r.seq, r.err, r.took)
 			}
 			return nil
 		}

@@ -121,6 +121,10 @@ type Task struct {
 	Requested Writer  `json:"requested"`
 	Started   *Writer `json:"started,omitempty"`
 	Finished  *Writer `json:"finished,omitempty"`
+	// Seconds is how long the member's engine worked on it, ending at
+	// Finished: the rest of the time between request and finish is
+	// coordination (bench: coordination vs transitions).
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // Outstanding reports whether the task is asked for and not over.
@@ -140,6 +144,9 @@ type Record struct {
 	Host  string    `json:"host"`
 	Time  time.Time `json:"time"`
 	Error string    `json:"error,omitempty"`
+	// Seconds, on a task's finish or fail, is how long the member's
+	// engine worked on it.
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // RefusedError is a stage the cluster's state does not allow now.

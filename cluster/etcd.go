@@ -8,6 +8,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -352,20 +353,33 @@ func (s *EtcdStore) refresh(ctx context.Context, to int) (int64, error) {
 	return r.Header.Revision, nil
 }
 
-// watch returns a channel that receives after every change under the
-// prefix, so waiting loops wake when the record or a report changes.
-// Changes may be coalesced; the channel is closed when ctx ends.
-func (s *EtcdStore) watch(ctx context.Context) <-chan struct{} {
+// watch returns a channel that receives after every change of the keys
+// given — a key, or with a trailing "/" every key below it — so waiting
+// loops wake when something they wait for changes. Changes may be
+// coalesced; the channel is closed when ctx ends or a watch fails (no
+// leader for a moment): the caller polls and watches again.
+func (s *EtcdStore) watch(ctx context.Context, keys ...string) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	wc := s.cli.Watch(clientv3.WithRequireLeader(ctx), s.Prefix+"/", clientv3.WithPrefix())
-	go func() {
-		defer close(out)
-		for range wc {
-			select {
-			case out <- struct{}{}:
-			default:
-			}
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		var opts []clientv3.OpOption
+		if strings.HasSuffix(k, "/") {
+			opts = append(opts, clientv3.WithPrefix())
 		}
-	}()
+		wc := s.cli.Watch(ctx, k, opts...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer cancel()
+			for range wc {
+				select {
+				case out <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	go func() { wg.Wait(); cancel(); close(out) }()
 	return out
 }

@@ -30,7 +30,7 @@ import (
 // its own process group, killed by t.Cleanup.
 
 // etcdBin is the etcd server, or "" with the reason the tests skip.
-func etcdBin(t *testing.T) string {
+func etcdBin(t testing.TB) string {
 	t.Helper()
 	p, err := exec.LookPath("etcd")
 	if err != nil {
@@ -41,7 +41,7 @@ func etcdBin(t *testing.T) string {
 }
 
 // freePorts returns n ports free on 127.0.0.1 now.
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int
@@ -61,7 +61,7 @@ func freePorts(t *testing.T, n int) []int {
 
 // etcdCluster is a cluster of etcd server processes.
 type etcdCluster struct {
-	t     *testing.T
+	t     testing.TB
 	names []string
 	cmds  []*exec.Cmd
 	args  [][]string
@@ -73,7 +73,7 @@ type etcdCluster struct {
 // scratch is where etcd keeps its data: tmpfs when there is one, as etcd
 // syncs every write and the disk is shared with everything else the tests
 // run; durability across a host's crash is not what these tests test.
-func scratch(t *testing.T) string {
+func scratch(t testing.TB) string {
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
 		d, err := os.MkdirTemp("/dev/shm", "treeshift-etcd")
 		if err == nil {
@@ -87,7 +87,7 @@ func scratch(t *testing.T) string {
 // startEtcd starts an n-node etcd cluster and waits until it answers.
 // cleanup registers what stops it: t.Cleanup, or for the shared cluster
 // TestMain's.
-func startEtcd(t *testing.T, n int, cleanup func(func())) *etcdCluster {
+func startEtcd(t testing.TB, n int, cleanup func(func())) *etcdCluster {
 	t.Helper()
 	bin := etcdBin(t)
 	ports := freePorts(t, 2*n)
@@ -192,7 +192,7 @@ var (
 
 // sharedEtcd is one 3-node etcd for the tests that do not kill a node:
 // each works under a prefix of its own. It is stopped by TestMain.
-func sharedEtcd(t *testing.T) *etcdCluster {
+func sharedEtcd(t testing.TB) *etcdCluster {
 	t.Helper()
 	etcdBin(t)
 	sharedOnce.Do(func() {
@@ -221,7 +221,7 @@ func tail(s string, n int) string {
 
 // agent is a member's agent process.
 type agent struct {
-	t      *testing.T
+	t      testing.TB
 	cmd    *exec.Cmd
 	out    *syncBuffer
 	member string
@@ -245,11 +245,16 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startAgent starts member's agent on root with a 2 s lease and waits
-// until it is up.
-func startAgent(t *testing.T, bin, store, member, root string, env ...string) *agent {
+// startAgent starts member's agent on root with a 2 s lease (startAgentTTL:
+// another) and waits until it is up.
+func startAgent(t testing.TB, bin, store, member, root string, env ...string) *agent {
 	t.Helper()
-	cmd := exec.Command(bin, "--root", root, "cluster", "--store", store, "agent", "--member", member, "--ttl", "2s")
+	return startAgentTTL(t, "2s", bin, store, member, root, env...)
+}
+
+func startAgentTTL(t testing.TB, ttl, bin, store, member, root string, env ...string) *agent {
+	t.Helper()
+	cmd := exec.Command(bin, "--root", root, "cluster", "--store", store, "agent", "--member", member, "--ttl", ttl)
 	cmd.Env = append(os.Environ(), env...)
 	a := &agent{t: t, cmd: cmd, out: &syncBuffer{}, member: member, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
@@ -309,7 +314,7 @@ func (a *agent) stop() {
 
 // stageMember makes a member's root: tree boot, live, a service up; tree
 // extra, not live; both in format 1.
-func stageMember(t *testing.T, bin, root string) {
+func stageMember(t testing.TB, bin, root string) {
 	t.Helper()
 	defs := filepath.Join(root, "etc/treeshift/service")
 	os.MkdirAll(defs, 0o755)
@@ -332,14 +337,14 @@ func stageMember(t *testing.T, bin, root string) {
 
 // etcdFixture is a cluster of members with agents over an etcd store.
 type etcdFixture struct {
-	t      *testing.T
+	t      testing.TB
 	bin    string
 	store  string
 	dir    string
 	agents map[string]*agent
 }
 
-func newFixture(t *testing.T, e *etcdCluster, members ...string) *etcdFixture {
+func newFixture(t testing.TB, e *etcdCluster, members ...string) *etcdFixture {
 	t.Helper()
 	f := &etcdFixture{t: t, bin: faulttest.Binary(t), store: e.store(strings.ReplaceAll(t.Name(), "/", "-")), dir: t.TempDir(), agents: map[string]*agent{}}
 	for _, m := range members {

@@ -98,7 +98,7 @@ func begin(ctx context.Context, commit commitFunc, s Store, member string, seq i
 var errNothing = errors.New("nothing to do")
 
 // finish records the end of a member's task, and what it changes.
-func finish(ctx context.Context, commit commitFunc, s Store, member string, seq int, terr error) error {
+func finish(ctx context.Context, commit commitFunc, s Store, member string, seq int, terr error, took time.Duration) error {
 	_, err := changeWith(ctx, s, commit, func(t *tx) error {
 		m := t.st.member(member)
 		if m == nil || m.Task == nil || m.Task.Seq != seq || !m.Task.Outstanding() {
@@ -106,14 +106,15 @@ func finish(ctx context.Context, commit commitFunc, s Store, member string, seq 
 		}
 		w := t.w
 		task := m.Task
-		task.Finished = &w
+		task.Finished, task.Seconds = &w, took.Seconds()
 		if terr != nil {
 			task.State, task.Error = Failed, terr.Error()
-			t.rec(label(task.Stage, task.Action), "fail", member).Error = task.Error
+			r := t.rec(label(task.Stage, task.Action), "fail", member)
+			r.Error, r.Seconds = task.Error, task.Seconds
 			return nil
 		}
 		task.State, task.Error = Done, ""
-		t.rec(label(task.Stage, task.Action), "finish", member)
+		t.rec(label(task.Stage, task.Action), "finish", member).Seconds = task.Seconds
 		st := t.st
 		switch task.Action {
 		case ActUpdate:
@@ -188,8 +189,9 @@ func (c *Cluster) carry(ctx context.Context, seqs map[string]int) error {
 				errs[i] = err
 				return
 			}
+			start := time.Now()
 			terr := s.execute(task)
-			if err := finish(ctx, nil, c.Store, id, task.Seq, terr); err != nil {
+			if err := finish(ctx, nil, c.Store, id, task.Seq, terr, time.Since(start)); err != nil {
 				errs[i] = err
 				return
 			}
@@ -221,7 +223,10 @@ func (c *Cluster) await(ctx context.Context, seqs map[string]int) error {
 	es := c.Store.(*EtcdStore)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	changed := es.watch(wctx)
+	// The record (tasks) and the members' keys (a lease expiring deletes
+	// a presence key).
+	keys := []string{es.key("cluster"), es.key("members") + "/"}
+	changed := es.watch(wctx, keys...)
 	said := map[string]bool{}
 	for {
 		st, _, err := c.load(ctx)
@@ -268,7 +273,7 @@ func (c *Cluster) await(ctx context.Context, seqs map[string]int) error {
 				// The watch ended (no leader for a moment): poll, and
 				// watch again.
 				time.Sleep(200 * time.Millisecond)
-				changed = es.watch(wctx)
+				changed = es.watch(wctx, keys...)
 			}
 		case <-time.After(time.Second):
 			// Leases expire without a write: poll for that.
@@ -322,7 +327,7 @@ func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, to int) (map[str
 	}
 	wctx, cancel := context.WithTimeout(ctx, c.wait())
 	defer cancel()
-	changed := es.watch(wctx)
+	changed := es.watch(wctx, es.key("members")+"/")
 	for {
 		views, err := c.agentViews(ctx, es)
 		if err != nil {
