@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -98,8 +99,8 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		sess.Close()
 	}()
 	a.say("member %s: agent up on %s, root %s, lease %x (TTL %s)", a.Member, hostName, a.Root, int64(lease), a.TTL)
-	guard := func(ctx context.Context, st *State, rev int64, add []Record) error {
-		err := es.commit(ctx, st, rev, add, []clientv3.Cmp{es.holds(a.Member, lease)})
+	guard := func(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error {
+		err := es.commit(ctx, st, rev, add, narrow, []clientv3.Cmp{es.holds(a.Member, lease)})
 		if errors.Is(err, ErrConflict) {
 			// The record changed, or the lease is gone: tell which.
 			if r, gerr := es.cli.Get(ctx, es.key("members", a.Member, "alive")); gerr == nil && (len(r.Kvs) == 0 || r.Kvs[0].Lease != int64(lease)) {
@@ -108,12 +109,12 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		}
 		return err
 	}
-	// The agent wakes for the record (its tasks) and refresh requests,
-	// not for other members' reports: a report waking every agent to
-	// report in turn would never end.
+	// The agent wakes for its own part of the record (its task) and
+	// refresh requests, not for other members' tasks or reports: a report
+	// waking every agent to report in turn would never end.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	keys := []string{es.key("cluster"), es.key("refresh")}
+	keys := []string{es.key("tasks", a.Member), es.key("refresh")}
 	changed := es.watch(wctx, keys...)
 	tick := time.NewTicker(a.TTL / 3)
 	defer tick.Stop()
@@ -142,9 +143,11 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 	due := true
 	for {
 		if rr, err := es.cli.Get(ctx, es.key("refresh")); err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
-			refresh, due = rr.Kvs[0].ModRevision, true
-			check = refreshRequest{}
-			json.Unmarshal(rr.Kvs[0].Value, &check)
+			var req refreshRequest
+			json.Unmarshal(rr.Kvs[0].Value, &req)
+			if len(req.Members) == 0 || slices.Contains(req.Members, a.Member) {
+				refresh, due, check = rr.Kvs[0].ModRevision, true, req
+			}
 		}
 		if busy == 0 && ctx.Err() == nil {
 			if st, _, err := es.Load(ctx); err == nil {

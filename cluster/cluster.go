@@ -57,11 +57,6 @@ type State struct {
 	Lead string `json:"lead"`
 	// Stage is the last stage completed.
 	Stage string `json:"stage"`
-	// NextTask and NextRecord number tasks and stage records: a number is
-	// taken in the same compare-and-swap that writes the record, so two
-	// writers never take the same one.
-	NextTask   int `json:"next_task"`
-	NextRecord int `json:"next_record"`
 	// Written says who wrote this version of the record, from which host.
 	Written Writer `json:"written"`
 }
@@ -84,8 +79,10 @@ type Member struct {
 	// Rolled: the member's trees were moved to the new format by a task
 	// that finished. Switch and clean do not trust it: they check reports.
 	Rolled bool `json:"rolled"`
-	// Task is what the member was last asked to do.
-	Task *Task `json:"task,omitempty"`
+	// Task is what the member was last asked to do; Tasks counts the
+	// tasks it was asked for (the last one's number).
+	Task  *Task `json:"task,omitempty"`
+	Tasks int   `json:"tasks"`
 }
 
 // Task actions: what a member is asked to do, each through its engine.
@@ -132,6 +129,7 @@ func (t *Task) Outstanding() bool { return t != nil && (t.State == Pending || t.
 
 // Record is one event of a stage.
 type Record struct {
+	// Seq is the record's place in the history, from 1.
 	Seq    int    `json:"seq"`
 	Stage  string `json:"stage"`
 	Event  string `json:"event"` // request, start, finish, fail, undo
@@ -225,14 +223,14 @@ func (st *State) member(id string) *Member {
 }
 
 // record is a stage event written by w, to be appended with the record's
-// next write.
+// next write. Its number is its place among the records, known when they
+// are read.
 func (st *State) record(w Writer, stage, event, member string) Record {
 	from, to := st.Active, st.New
 	if st.Old != 0 {
 		from = st.Old
 	}
-	st.NextRecord++
-	return Record{Seq: st.NextRecord, Stage: stage, Event: event, Member: member, From: from, To: to, By: w.By, Host: w.Host, Time: w.Time}
+	return Record{Stage: stage, Event: event, Member: member, From: from, To: to, By: w.By, Host: w.Host, Time: w.Time}
 }
 
 // Next names the stage the cluster expects next.

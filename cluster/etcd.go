@@ -1,14 +1,18 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -21,16 +25,17 @@ import (
 // EtcdStore is a Store in etcd, for members on several hosts. Everything
 // is a key under the prefix (docs/CLUSTER.md, "The agent protocol"):
 //
-//	PREFIX/cluster                the record (State), with members' tasks
-//	PREFIX/records/NNNNNNNNNNNN   one stage record each, numbered by the record
+//	PREFIX/cluster                the record (State) but for the members' parts
+//	PREFIX/tasks/ID               a member's part: rolled, its task
+//	PREFIX/records/TIME-HOST-PID-N one stage record each
 //	PREFIX/lock                   the long-stage lock (concurrency.Mutex)
 //	PREFIX/lock-holder            who holds it, under the holder's lease
 //	PREFIX/members/ID/alive       the agent's presence, under its lease
 //	PREFIX/members/ID/report      the agent's last report of its disk
 //	PREFIX/refresh                a counter: agents answer a change with a report
 //
-// The record and the records it appends are written in one transaction
-// that compares the record's mod revision with the one it was read at.
+// The record's keys and the records a change appends are written in one
+// transaction that compares the mod revisions of the keys read.
 type EtcdStore struct {
 	Endpoints []string
 	Prefix    string
@@ -104,53 +109,129 @@ func (s *EtcdStore) fail(err error) error {
 	return fmt.Errorf("etcd %s: %w", s, err)
 }
 
-func (s *EtcdStore) Load(ctx context.Context) (*State, int64, error) {
-	ctx, cancel := s.ctx(ctx)
-	defer cancel()
-	r, err := s.cli.Get(ctx, s.key("cluster"))
-	if err != nil {
-		return nil, 0, s.fail(err)
-	}
-	if len(r.Kvs) == 0 {
-		return nil, 0, ErrNoCluster
-	}
-	var st State
-	if err := json.Unmarshal(r.Kvs[0].Value, &st); err != nil {
-		return nil, 0, fmt.Errorf("%s: %v", s.key("cluster"), err)
-	}
-	if st.Schema != Schema {
-		return nil, 0, fmt.Errorf("%s: unknown schema %d", s.key("cluster"), st.Schema)
-	}
-	return &st, r.Kvs[0].ModRevision, nil
+// The record is split in keys so that members do not contend: the
+// cluster's part (members' ids and votes, versions, stage) in
+// PREFIX/cluster, and each member's part (rolled, its task) in
+// PREFIX/tasks/ID. A member's agent starting or ending its task writes its
+// own key only, comparing only it; a stage's decision (a roll's quorum
+// check) compares every key it read.
+
+// memberPart is a member's key.
+type memberPart struct {
+	Rolled bool  `json:"rolled"`
+	Task   *Task `json:"task,omitempty"`
+	Tasks  int   `json:"tasks"`
 }
 
-func (s *EtcdStore) Commit(ctx context.Context, st *State, rev int64, add []Record) error {
-	return s.commit(ctx, st, rev, add, nil)
+// parts splits st into its keys' values.
+func (s *EtcdStore) parts(st *State) (map[string][]byte, error) {
+	c := *st
+	c.Members = make([]Member, len(st.Members))
+	out := map[string][]byte{}
+	for i, m := range st.Members {
+		c.Members[i] = Member{ID: m.ID, Root: m.Root, Votes: m.Votes}
+		b, err := json.Marshal(memberPart{Rolled: m.Rolled, Task: m.Task, Tasks: m.Tasks})
+		if err != nil {
+			return nil, err
+		}
+		out[s.key("tasks", m.ID)] = b
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	out[s.key("cluster")] = b
+	return out, nil
 }
+
+func (s *EtcdStore) Load(ctx context.Context) (*State, Rev, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	// One transaction: both reads at one revision.
+	r, err := s.cli.Txn(ctx).Then(clientv3.OpGet(s.key("cluster")), clientv3.OpGet(s.key("tasks")+"/", clientv3.WithPrefix())).Commit()
+	if err != nil {
+		return nil, Rev{}, s.fail(err)
+	}
+	ckvs := r.Responses[0].GetResponseRange().Kvs
+	if len(ckvs) == 0 {
+		return nil, Rev{}, ErrNoCluster
+	}
+	rev := Rev{parts: map[string]part{}}
+	var st State
+	if err := json.Unmarshal(ckvs[0].Value, &st); err != nil {
+		return nil, Rev{}, fmt.Errorf("%s: %v", ckvs[0].Key, err)
+	}
+	if st.Schema != Schema {
+		return nil, Rev{}, fmt.Errorf("%s: unknown schema %d", ckvs[0].Key, st.Schema)
+	}
+	rev.parts[string(ckvs[0].Key)] = part{ckvs[0].ModRevision, ckvs[0].Value}
+	for _, kv := range r.Responses[1].GetResponseRange().Kvs {
+		var mp memberPart
+		if err := json.Unmarshal(kv.Value, &mp); err != nil {
+			return nil, Rev{}, fmt.Errorf("%s: %v", kv.Key, err)
+		}
+		rev.parts[string(kv.Key)] = part{kv.ModRevision, kv.Value}
+		if m := st.member(path.Base(string(kv.Key))); m != nil {
+			m.Rolled, m.Task, m.Tasks = mp.Rolled, mp.Task, mp.Tasks
+		}
+	}
+	return &st, rev, nil
+}
+
+func (s *EtcdStore) Commit(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error {
+	return s.commit(ctx, st, rev, add, narrow, nil)
+}
+
+// recordKeys numbers this process's records: a record's key is unique
+// (time, host, pid, number) without a counter in the store that every
+// writer would contend for; records are ordered by the revision that
+// wrote them.
+var recordKeys atomic.Int64
 
 // commit is Commit with further conditions: an agent's change also
 // requires that its presence key is still under its own lease.
-func (s *EtcdStore) commit(ctx context.Context, st *State, rev int64, add []Record, guard []clientv3.Cmp) error {
-	b, err := json.Marshal(st)
+func (s *EtcdStore) commit(ctx context.Context, st *State, rev Rev, add []Record, narrow bool, guard []clientv3.Cmp) error {
+	parts, err := s.parts(st)
 	if err != nil {
 		return err
 	}
-	k := s.key("cluster")
-	cmp := clientv3.Compare(clientv3.ModRevision(k), "=", rev)
-	if rev == 0 {
-		cmp = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+	cmp := func(k string) clientv3.Cmp {
+		if p, ok := rev.parts[k]; ok {
+			return clientv3.Compare(clientv3.ModRevision(k), "=", p.rev)
+		}
+		return clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 	}
-	ops := []clientv3.Op{clientv3.OpPut(k, string(b))}
+	var cmps []clientv3.Cmp
+	var ops []clientv3.Op
+	for k, b := range parts {
+		if p, ok := rev.parts[k]; ok && bytes.Equal(p.value, b) {
+			continue
+		}
+		cmps = append(cmps, cmp(k))
+		ops = append(ops, clientv3.OpPut(k, string(b)))
+	}
+	if !narrow {
+		cmps = nil
+		for k := range rev.parts {
+			cmps = append(cmps, cmp(k))
+		}
+		for k := range parts {
+			if _, ok := rev.parts[k]; !ok {
+				cmps = append(cmps, cmp(k))
+			}
+		}
+	}
 	for _, r := range add {
 		rb, err := json.Marshal(r)
 		if err != nil {
 			return err
 		}
-		ops = append(ops, clientv3.OpPut(s.key("records", fmt.Sprintf("%012d", r.Seq)), string(rb)))
+		k := fmt.Sprintf("%020d-%s-%d-%d", r.Time.UnixNano(), hostName, os.Getpid(), recordKeys.Add(1))
+		ops = append(ops, clientv3.OpPut(s.key("records", k), string(rb)))
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.cli.Txn(ctx).If(append([]clientv3.Cmp{cmp}, guard...)...).Then(ops...).Commit()
+	resp, err := s.cli.Txn(ctx).If(append(cmps, guard...)...).Then(ops...).Commit()
 	if err != nil {
 		return s.fail(err)
 	}
@@ -163,16 +244,24 @@ func (s *EtcdStore) commit(ctx context.Context, st *State, rev int64, add []Reco
 func (s *EtcdStore) Records(ctx context.Context) ([]Record, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	r, err := s.cli.Get(ctx, s.key("records")+"/", clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	r, err := s.cli.Get(ctx, s.key("records")+"/", clientv3.WithPrefix())
 	if err != nil {
 		return nil, s.fail(err)
 	}
-	out := make([]Record, 0, len(r.Kvs))
-	for _, kv := range r.Kvs {
+	kvs := r.Kvs
+	sort.Slice(kvs, func(i, j int) bool {
+		if kvs[i].ModRevision != kvs[j].ModRevision {
+			return kvs[i].ModRevision < kvs[j].ModRevision
+		}
+		return string(kvs[i].Key) < string(kvs[j].Key)
+	})
+	out := make([]Record, 0, len(kvs))
+	for _, kv := range kvs {
 		var rec Record
 		if err := json.Unmarshal(kv.Value, &rec); err != nil {
 			return nil, fmt.Errorf("%s: %v", kv.Key, err)
 		}
+		rec.Seq = len(out) + 1
 		out = append(out, rec)
 	}
 	return out, nil
@@ -338,12 +427,14 @@ type refreshRequest struct {
 	// To, if set, asks each agent to check that its member may move to
 	// format To (check setup).
 	To int `json:"to,omitempty"`
+	// Members, if set, are the only members asked.
+	Members []string `json:"members,omitempty"`
 }
 
 // refresh asks every agent for a report now, and returns the number its
 // report will carry.
-func (s *EtcdStore) refresh(ctx context.Context, to int) (int64, error) {
-	b, _ := json.Marshal(refreshRequest{Writer: writer(), To: to})
+func (s *EtcdStore) refresh(ctx context.Context, to int, only []string) (int64, error) {
+	b, _ := json.Marshal(refreshRequest{Writer: writer(), To: to, Members: only})
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	r, err := s.cli.Put(ctx, s.key("refresh"), string(b))

@@ -119,7 +119,12 @@ func (c *Cluster) RollStage(ctx context.Context, ids []string, parallel bool) er
 			locked = true
 		}
 		seqs, err := c.request(ctx, Roll, wants(g, st), func(t *tx) error {
-			return t.st.mayBegin(g, up, views)
+			if err := t.st.mayBegin(g, up, views); err != nil {
+				return err
+			}
+			// The roll stage begins with its first roll.
+			t.st.Stage = Roll
+			return nil
 		})
 		if err != nil {
 			return err

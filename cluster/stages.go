@@ -89,7 +89,7 @@ func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
 		t := &tx{st: st, w: writer()}
 		t.rec("init", "finish", "")
 		st.Written = t.w
-		if err := c.Store.Commit(ctx, st, 0, t.add); err != nil {
+		if err := c.Store.Commit(ctx, st, Rev{}, t.add, false); err != nil {
 			return err
 		}
 		c.say("cluster of %d members, active format %d", len(st.Members), st.Active)
@@ -349,7 +349,7 @@ func (c *Cluster) PostinstallStage(ctx context.Context) error {
 		if err := st.expect(Postinstall); err != nil {
 			return err
 		}
-		views, err := c.views(ctx, st, true)
+		views, err := c.views(ctx, st, true, st.Lead)
 		if err != nil {
 			return err
 		}
@@ -522,12 +522,33 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
 		switch stage {
 		case Roll:
 			m := st.member(member)
-			if m == nil || member == st.Lead || !m.Rolled {
+			restoring := m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore
+			if m == nil || member == st.Lead || !(m.Rolled || restoring) {
 				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", strings.Join(st.rolledOthers(), " "))
 			}
-			return c.restore(ctx, st, Roll, member)
+			if err := c.restore(ctx, st, Roll, member); err != nil {
+				return err
+			}
+			// With no member rolled but the lead, the stage is back
+			// where the rolls began.
+			_, err := c.change(ctx, func(t *tx) error {
+				if t.st.Stage == Roll && len(t.st.rolledOthers()) == 0 {
+					t.st.Stage = Postinstall
+				}
+				return nil
+			})
+			return err
 		case Install:
-			return c.restore(ctx, st, Install, st.Lead)
+			if err := c.restore(ctx, st, Install, st.Lead); err != nil {
+				return err
+			}
+			_, err := c.change(ctx, func(t *tx) error {
+				if t.st.Stage == Install {
+					t.st.Stage = Preinstall
+				}
+				return nil
+			})
+			return err
 		case Setup:
 			if err := c.upOrRefuse(ctx, st, "undo setup", ids(st)...); err != nil {
 				return err

@@ -23,14 +23,16 @@ import (
 // compare-and-swap against the revision it was read at, so two writers on
 // different hosts never lose each other's update.
 type Store interface {
-	// Load returns the record and its revision; ErrNoCluster when there is
-	// none.
-	Load(ctx context.Context) (*State, int64, error)
-	// Commit replaces the record read at revision rev (0: there was none)
-	// by st and appends the stage records add, in one atomic, durable
-	// write — unless the record changed since: then ErrConflict and
-	// nothing is written.
-	Commit(ctx context.Context, st *State, rev int64, add []Record) error
+	// Load returns the record and the revision it was read at;
+	// ErrNoCluster when there is none.
+	Load(ctx context.Context) (*State, Rev, error)
+	// Commit replaces the record read at rev (the zero Rev: there was
+	// none) by st and appends the stage records add, in one atomic,
+	// durable write — unless the record changed since: then ErrConflict
+	// and nothing is written. With narrow, only changes to the parts st
+	// changes conflict (etcd: a member's own key; a directory store
+	// compares the whole record always).
+	Commit(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error
 	// Records returns every stage record, oldest first.
 	Records(ctx context.Context) ([]Record, error)
 	// Lock excludes other long stage commands, on any host, until the
@@ -47,6 +49,19 @@ var ErrNoCluster = errors.New("no cluster record: run treeshift cluster init fir
 // ErrConflict is returned by Commit when the record changed since it was
 // read.
 var ErrConflict = errors.New("the cluster record changed since it was read")
+
+// Rev is the revision a record was read at: the directory store's
+// revision of its file, or etcd's mod revision of each key the record is
+// made of, with what each held.
+type Rev struct {
+	File  int64
+	parts map[string]part
+}
+
+type part struct {
+	rev   int64
+	value []byte
+}
 
 // Open opens the store named by spec: etcd://HOST:PORT[,HOST:PORT...][/PREFIX]
 // or a directory.
@@ -87,7 +102,7 @@ func (e *noClusterError) Is(target error) bool { return target == ErrNoCluster }
 
 // load reads the record, naming the command that makes one when there is
 // none.
-func (c *Cluster) load(ctx context.Context) (*State, int64, error) {
+func (c *Cluster) load(ctx context.Context) (*State, Rev, error) {
 	st, rev, err := c.Store.Load(ctx)
 	return st, rev, c.noCluster(err)
 }
@@ -98,6 +113,9 @@ type tx struct {
 	st  *State
 	w   Writer
 	add []Record
+	// narrow: the change depends only on the parts it writes (see
+	// Store.Commit).
+	narrow bool
 }
 
 func (t *tx) rec(stage, event, member string) *Record {
@@ -119,8 +137,11 @@ func change(ctx context.Context, s Store, fn func(t *tx) error) (*State, error) 
 		if err := fn(t); err != nil {
 			return st, err
 		}
-		st.Written = t.w
-		err = s.Commit(ctx, st, rev, t.add)
+		if !t.narrow {
+			// A member's own change leaves the cluster's part alone.
+			st.Written = t.w
+		}
+		err = s.Commit(ctx, st, rev, t.add, t.narrow)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
@@ -196,17 +217,17 @@ func (d *DirStore) read() (*dirFile, error) {
 		for i := range f.Records {
 			f.Records[i].Seq = i + 1
 		}
-		f.NextRecord, f.Schema = len(f.Records), Schema
+		f.Schema = Schema
 	}
 	return &f, nil
 }
 
-func (d *DirStore) Load(ctx context.Context) (*State, int64, error) {
+func (d *DirStore) Load(ctx context.Context) (*State, Rev, error) {
 	f, err := d.read()
 	if err != nil {
-		return nil, 0, err
+		return nil, Rev{}, err
 	}
-	return &f.State, f.Revision, nil
+	return &f.State, Rev{File: f.Revision}, nil
 }
 
 func (d *DirStore) Records(ctx context.Context) ([]Record, error) {
@@ -217,7 +238,8 @@ func (d *DirStore) Records(ctx context.Context) ([]Record, error) {
 	return f.Records, nil
 }
 
-func (d *DirStore) Commit(ctx context.Context, st *State, rev int64, add []Record) error {
+func (d *DirStore) Commit(ctx context.Context, st *State, r Rev, add []Record, narrow bool) error {
+	rev := r.File
 	unlock, err := d.flock(ctx, "commit.lock", time.Minute)
 	if err != nil {
 		return err
@@ -234,6 +256,10 @@ func (d *DirStore) Commit(ctx context.Context, st *State, rev int64, add []Recor
 		return err
 	case f.Revision != rev:
 		return ErrConflict
+	}
+	n := len(f.Records)
+	for i := range add {
+		add[i].Seq = n + i + 1
 	}
 	out := dirFile{State: *st, Revision: rev + 1, Records: append(f.Records, add...)}
 	if out.Records == nil {

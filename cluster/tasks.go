@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -62,8 +63,8 @@ func (c *Cluster) request(ctx context.Context, stage string, ws []want, check fu
 				}
 				return refuse("member %s is busy: %s to format %d (task %d, %s) is not over", m.ID, cur.Action, cur.Version, cur.Seq, cur.State)
 			}
-			t.st.NextTask++
-			m.Task = &Task{Seq: t.st.NextTask, Action: w.action, Version: w.version, Stage: stage, Tagged: w.tagged, State: Pending, Requested: t.w}
+			m.Tasks++
+			m.Task = &Task{Seq: m.Tasks, Action: w.action, Version: w.version, Stage: stage, Tagged: w.tagged, State: Pending, Requested: t.w}
 			t.rec(label(stage, w.action), "request", m.ID)
 			seqs[w.member] = m.Task.Seq
 		}
@@ -78,6 +79,9 @@ func begin(ctx context.Context, commit commitFunc, s Store, member string, seq i
 	var task *Task
 	_, err := changeWith(ctx, s, commit, func(t *tx) error {
 		task = nil
+		// A member's start and end touch its own part of the record
+		// only: members starting and ending at once do not conflict.
+		t.narrow = true
 		m := t.st.member(member)
 		if m == nil || m.Task == nil || m.Task.Seq != seq || !m.Task.Outstanding() {
 			return errNothing
@@ -100,6 +104,7 @@ var errNothing = errors.New("nothing to do")
 // finish records the end of a member's task, and what it changes.
 func finish(ctx context.Context, commit commitFunc, s Store, member string, seq int, terr error, took time.Duration) error {
 	_, err := changeWith(ctx, s, commit, func(t *tx) error {
+		t.narrow = true
 		m := t.st.member(member)
 		if m == nil || m.Task == nil || m.Task.Seq != seq || !m.Task.Outstanding() {
 			return errNothing
@@ -118,21 +123,10 @@ func finish(ctx context.Context, commit commitFunc, s Store, member string, seq 
 		st := t.st
 		switch task.Action {
 		case ActUpdate:
-			if task.Version == st.New {
-				m.Rolled = true
-			}
-			if task.Stage == Roll && st.Stage == Postinstall {
-				st.Stage = Roll
-			}
+			m.Rolled = task.Version == st.New
 		case ActRestore:
 			m.Rolled = false
 			t.rec(task.Stage, "undo", member)
-			switch {
-			case task.Stage == Roll && st.Stage == Roll && len(st.rolledOthers()) == 0:
-				st.Stage = Postinstall
-			case task.Stage == Install && st.Stage == Install:
-				st.Stage = Preinstall
-			}
 		}
 		return nil
 	})
@@ -142,7 +136,7 @@ func finish(ctx context.Context, commit commitFunc, s Store, member string, seq 
 	return err
 }
 
-type commitFunc func(ctx context.Context, st *State, rev int64, add []Record) error
+type commitFunc func(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error
 
 func changeWith(ctx context.Context, s Store, commit commitFunc, fn func(t *tx) error) (*State, error) {
 	if commit == nil {
@@ -158,8 +152,8 @@ type committer struct {
 	commit commitFunc
 }
 
-func (c committer) Commit(ctx context.Context, st *State, rev int64, add []Record) error {
-	return c.commit(ctx, st, rev, add)
+func (c committer) Commit(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error {
+	return c.commit(ctx, st, rev, add, narrow)
 }
 
 // carry waits until the tasks seqs are over, and returns what failed. With
@@ -223,9 +217,9 @@ func (c *Cluster) await(ctx context.Context, seqs map[string]int) error {
 	es := c.Store.(*EtcdStore)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	// The record (tasks) and the members' keys (a lease expiring deletes
-	// a presence key).
-	keys := []string{es.key("cluster"), es.key("members") + "/"}
+	// The members' parts of the record (their tasks) and their keys (a
+	// lease expiring deletes a presence key).
+	keys := []string{es.key("tasks") + "/", es.key("members") + "/"}
 	changed := es.watch(wctx, keys...)
 	said := map[string]bool{}
 	for {
@@ -292,7 +286,7 @@ func downMsg(id string, v *View) string {
 // views returns each member's view: from the agents' reports (etcd; with
 // fresh, every live agent is asked for a report first and waited for,
 // up to wait), or read now from the members' roots (directory store).
-func (c *Cluster) views(ctx context.Context, st *State, fresh bool) (map[string]*View, error) {
+func (c *Cluster) views(ctx context.Context, st *State, fresh bool, only ...string) (map[string]*View, error) {
 	es, ok := c.Store.(*EtcdStore)
 	if !ok {
 		out := map[string]*View{}
@@ -310,18 +304,19 @@ func (c *Cluster) views(ctx context.Context, st *State, fresh bool) (map[string]
 	if !fresh {
 		return c.agentViews(ctx, es)
 	}
-	return c.refreshed(ctx, es, 0)
+	return c.refreshed(ctx, es, 0, only)
 }
 
 // checkViews asks every agent whether its member may move to format to.
 func (c *Cluster) checkViews(ctx context.Context, es *EtcdStore, to int) (map[string]*View, error) {
-	return c.refreshed(ctx, es, to)
+	return c.refreshed(ctx, es, to, nil)
 }
 
-// refreshed asks every live agent for a report now (with a check of
-// format to, if set), and waits up to wait for their answers.
-func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, to int) (map[string]*View, error) {
-	rev, err := es.refresh(ctx, to)
+// refreshed asks every live agent (of the members only, if given) for a
+// report now (with a check of format to, if set), and waits up to wait for
+// their answers.
+func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, to int, only []string) (map[string]*View, error) {
+	rev, err := es.refresh(ctx, to, only)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +329,10 @@ func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, to int) (map[str
 			return nil, err
 		}
 		waiting := false
-		for _, v := range views {
+		for id, v := range views {
+			if len(only) > 0 && !slices.Contains(only, id) {
+				continue
+			}
 			if v.Up && (v.Report == nil || v.Report.Refresh < rev) {
 				waiting = true
 			}
