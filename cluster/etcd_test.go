@@ -17,9 +17,19 @@ import (
 // each naming the member and what it reports; put right, each passes. The
 // whole upgrade otherwise runs through agents: each member's trees end in
 // format 3, stamp included, with the live state they had.
+//
+// m1 also holds the cluster-shared trees (agent --shared): switch has
+// them moved to format 3 by m1's agent.
 func TestEtcdSwitchAndCleanGatedOnReports(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, sharedEtcd(t), "m1", "m2", "m3")
+	sharedRoot := filepath.Join(f.dir, "shared")
+	os.MkdirAll(sharedRoot, 0o755)
+	if out, code := run(t, f.bin, nil, "--root", sharedRoot, "tree", "create", "--format", "1", "-E", "cluster"); code != 0 {
+		t.Fatalf("shared trees: exit %d\n%s", code, out)
+	}
+	f.agents["m1"].stop()
+	f.agents["m1"] = startAgentWith(t, []string{"--ttl", "2s", "--shared", sharedRoot}, f.bin, f.store, "m1", f.root("m1"))
 	before := map[string]string{}
 	for _, m := range []string{"m1", "m2", "m3"} {
 		before[m] = memberState(t, f.bin, f.root(m), 1)
@@ -54,6 +64,7 @@ func TestEtcdSwitchAndCleanGatedOnReports(t *testing.T) {
 	if !strings.Contains(out, "active format 3 (was 1)") {
 		t.Fatalf("switch:\n%s", out)
 	}
+	memberState(t, f.bin, sharedRoot, 3)
 	revert("1")
 	f.refused("member m2 reports its tagged copy of format 1 not removable: tree extra runs in format 1", "clean")
 	if _, err := os.Stat(filepath.Join(f.root("m2"), "var/lib/treeshift/tagged/v1")); err != nil {

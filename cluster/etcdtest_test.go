@@ -254,7 +254,13 @@ func startAgent(t testing.TB, bin, store, member, root string, env ...string) *a
 
 func startAgentTTL(t testing.TB, ttl, bin, store, member, root string, env ...string) *agent {
 	t.Helper()
-	cmd := exec.Command(bin, "--root", root, "cluster", "--store", store, "agent", "--member", member, "--ttl", ttl)
+	return startAgentWith(t, []string{"--ttl", ttl}, bin, store, member, root, env...)
+}
+
+// startAgentWith starts an agent with further agent options.
+func startAgentWith(t testing.TB, opts []string, bin, store, member, root string, env ...string) *agent {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"--root", root, "cluster", "--store", store, "agent", "--member", member}, opts...)...)
 	cmd.Env = append(os.Environ(), env...)
 	a := &agent{t: t, cmd: cmd, out: &syncBuffer{}, member: member, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
