@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
+	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/internal/version"
 	"github.com/treeshift/treeshift/migrate"
@@ -140,7 +140,7 @@ func (s *site) observe() *Report {
 		r.Pending = p
 		r.Problems = append(r.Problems, fmt.Sprintf("the transition of tree(s) %s was interrupted", strings.Join(p, " ")))
 	}
-	for v := 1; v <= 16; v++ {
+	for v := 1; v <= format.Newest(); v++ {
 		if !e.Store.HasTag(v) {
 			continue
 		}
@@ -314,16 +314,4 @@ func (r *Report) at(v int) (bool, string) {
 		return false, strings.Join(r.Problems, "; ")
 	}
 	return true, ""
-}
-
-// formats lists the formats a report's trees are in, for status.
-func (r *Report) formats() []int {
-	var fs []int
-	for _, t := range r.Trees {
-		if !slices.Contains(fs, t.Format) {
-			fs = append(fs, t.Format)
-		}
-	}
-	slices.Sort(fs)
-	return fs
 }

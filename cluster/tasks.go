@@ -15,11 +15,12 @@ import (
 // entry of the record (request), and waits until each task is over. The
 // member — its agent, or with a directory store the stage command itself —
 // marks the task running (start), carries it out through its engine, and
-// marks it done or failed (finish, fail), each in a compare-and-swap of the
-// record that also appends the stage record. What a finished task changes
-// in the record (a member rolled, the stage) is applied in that same
-// change, by finish below, so the record follows what members did even
-// when the stage command that asked is gone.
+// marks it done or failed (finish, fail), each in a compare-and-swap of its
+// own part of the record that also appends the stage record. What a
+// finished task changes in the member's part (rolled or not) is applied in
+// that same change, by finish below, so the record follows what members
+// did even when the stage command that asked is gone; what it changes in
+// the stage is the stage command's, which checks it again when re-run.
 
 // want is one task a stage needs.
 type want struct {
