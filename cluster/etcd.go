@@ -271,9 +271,9 @@ func (s *EtcdStore) Records(ctx context.Context) ([]Record, error) {
 // lease dies with this process: a stage command killed while holding it
 // frees it within the lease's TTL.
 func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error) {
-	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(10), concurrency.WithContext(ctx))
+	sess, err := s.session(ctx, 10)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, err
 	}
 	m := concurrency.NewMutex(sess, s.key("lock"))
 	lctx, cancel := context.WithTimeout(ctx, wait)
@@ -303,6 +303,23 @@ func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error
 	}, nil
 }
 
+// session grants a lease of ttl seconds, within the request timeout (an
+// etcd out of reach is an error, not a wait without end), and keeps it
+// alive until ctx ends or the session is closed.
+func (s *EtcdStore) session(ctx context.Context, ttl int) (*concurrency.Session, error) {
+	gctx, cancel := s.ctx(ctx)
+	l, err := s.cli.Grant(gctx, int64(ttl))
+	cancel()
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithLease(l.ID), concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	return sess, nil
+}
+
 // Presence is what an agent's alive key holds.
 type Presence struct {
 	Member  string    `json:"member"`
@@ -320,9 +337,9 @@ type Presence struct {
 // its tasks. It waits (saying so) for a previous agent's lease to expire.
 func (s *EtcdStore) join(ctx context.Context, p Presence, ttl time.Duration, say func(string, ...any)) (*concurrency.Session, error) {
 	secs := int((ttl + time.Second - 1) / time.Second)
-	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(secs), concurrency.WithContext(ctx))
+	sess, err := s.session(ctx, secs)
 	if err != nil {
-		return nil, s.fail(err)
+		return nil, err
 	}
 	p.Lease, p.TTL = int64(sess.Lease()), float64(secs)
 	b, _ := json.Marshal(p)

@@ -37,29 +37,30 @@ func (c *Cluster) locked(ctx context.Context, fn func() error) error {
 // trees). Every member must be up — with etcd, its agent running — and the
 // members' trees must agree on one format.
 func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
+	// The command line is checked before the store is reached.
+	if len(o.Members) == 0 {
+		return &migrate.UsageError{Err: fmt.Errorf("a cluster needs members: --member %s[:VOTES]", c.memberSyntax())}
+	}
+	_, dir := c.Store.(*DirStore)
+	seen := map[string]bool{}
+	for _, m := range o.Members {
+		if err := model.CheckName(m.ID); err != nil {
+			return &migrate.UsageError{Err: fmt.Errorf("member id: %v", err)}
+		}
+		if seen[m.ID] {
+			return &migrate.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
+		}
+		if dir && m.Root == "" {
+			return &migrate.UsageError{Err: fmt.Errorf("member %s: a directory store needs the member's root: expected ID=ROOT[:VOTES]", m.ID)}
+		}
+		if !dir && m.Root != "" {
+			return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: --member ID[:VOTES]", m.ID)}
+		}
+		seen[m.ID] = true
+	}
 	return c.locked(ctx, func() error {
 		if _, _, err := c.Store.Load(ctx); err == nil {
 			return refuse("a cluster record exists already")
-		}
-		if len(o.Members) == 0 {
-			return &migrate.UsageError{Err: fmt.Errorf("a cluster needs members: --member %s[:VOTES]", c.memberSyntax())}
-		}
-		_, dir := c.Store.(*DirStore)
-		seen := map[string]bool{}
-		for _, m := range o.Members {
-			if err := model.CheckName(m.ID); err != nil {
-				return &migrate.UsageError{Err: fmt.Errorf("member id: %v", err)}
-			}
-			if seen[m.ID] {
-				return &migrate.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
-			}
-			if dir && m.Root == "" {
-				return &migrate.UsageError{Err: fmt.Errorf("member %s: a directory store needs the member's root: expected ID=ROOT[:VOTES]", m.ID)}
-			}
-			if !dir && m.Root != "" {
-				return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: --member ID[:VOTES]", m.ID)}
-			}
-			seen[m.ID] = true
 		}
 		st := &State{Schema: Schema, Members: o.Members, QuorumVote: o.QuorumVote, Active: o.Active}
 		views, err := c.views(ctx, st, true)
