@@ -27,12 +27,19 @@ import (
 // and coordination, the rest: requests, waits, locks, reports, gates and
 // the commands' own start. `make bench-cluster` runs it.
 func BenchmarkClusterUpgrade(b *testing.B) {
+	type window struct {
+		name     string
+		from, to time.Time
+	}
+	var windows []window
 	timed := func(f *etcdFixture, args ...string) {
 		t0 := time.Now()
 		f.must(args...)
-		if os.Getenv("BENCH_VERBOSE") != "" {
-			b.Logf("%s: %s", strings.Join(args, " "), time.Since(t0).Round(time.Millisecond))
+		name := strings.Join(args, " ")
+		if len(name) > 40 {
+			name = name[:40] + "…"
 		}
+		windows = append(windows, window{name, t0, time.Now()})
 	}
 	n, trees, services := envInt("BENCH_MEMBERS", 20), envInt("BENCH_TREES", 5), envInt("BENCH_SERVICES", 20)
 	e := startEtcd(b, 3, b.Cleanup)
@@ -96,7 +103,15 @@ func BenchmarkClusterUpgrade(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		busy, sum := engineTime(records)
+		busy, sum := engineTime(records, time.Time{}, time.Time{})
+		if os.Getenv("BENCH_VERBOSE") != "" {
+			for _, w := range windows {
+				u, _ := engineTime(records, w.from, w.to)
+				d := w.to.Sub(w.from)
+				b.Logf("%-42s %8s, engines %8s, coordination %8s", w.name, d.Round(time.Millisecond), u.Round(time.Millisecond), (d - u).Round(time.Millisecond))
+			}
+		}
+		windows = nil
 		coord := total - busy
 		b.ReportMetric(total.Seconds(), "s/upgrade")
 		b.ReportMetric(busy.Seconds(), "s-transitions")
@@ -111,15 +126,28 @@ func BenchmarkClusterUpgrade(b *testing.B) {
 }
 
 // engineTime is the union of the intervals during which a member's engine
-// worked on a task, and their sum.
-func engineTime(records []cluster.Record) (union, sum time.Duration) {
+// worked on a task, and their sum; with from and to set, of the parts of
+// them between from and to.
+func engineTime(records []cluster.Record, from, to time.Time) (union, sum time.Duration) {
 	type span struct{ from, to time.Time }
 	var spans []span
 	for _, r := range records {
 		if (r.Event == "finish" || r.Event == "fail") && r.Member != "" && r.Seconds > 0 {
 			d := time.Duration(r.Seconds * float64(time.Second))
-			spans = append(spans, span{r.Time.Add(-d), r.Time})
-			sum += d
+			sp := span{r.Time.Add(-d), r.Time}
+			if !from.IsZero() {
+				if sp.from.Before(from) {
+					sp.from = from
+				}
+				if sp.to.After(to) {
+					sp.to = to
+				}
+				if !sp.to.After(sp.from) {
+					continue
+				}
+			}
+			spans = append(spans, sp)
+			sum += sp.to.Sub(sp.from)
 		}
 	}
 	sort.Slice(spans, func(i, j int) bool { return spans[i].from.Before(spans[j].from) })
