@@ -288,11 +288,20 @@ func TestEtcdOperatorsRollAtOnce(t *testing.T) {
 	wg.Wait()
 	close(results)
 	var rolled []string
+	another := 0
 	for r := range results {
 		if r.code != 0 {
 			t.Fatalf("roll %s: exit %d\n%s", r.member, r.code, r.out)
 		}
 		rolled = append(rolled, r.member)
+		if strings.Contains(r.out, "you may now begin the roll of another member") {
+			another++
+		}
+	}
+	// The first roll asked left room for one more (4 of 5 votes, then 3);
+	// the second did not (2 of 5).
+	if another != 1 {
+		t.Fatalf("%d of the two rolls said another member may begin its roll, want 1", another)
 	}
 	st := f.status()
 	requests := map[string]int{}
