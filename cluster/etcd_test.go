@@ -211,12 +211,14 @@ func TestEtcdNodeKilledMidRoll(t *testing.T) {
 	waitFile(t, pause+".paused")
 	// The first endpoint: the one every client starts with.
 	e.kill(0)
+	killed := time.Now()
 	os.WriteFile(pause+".resume", nil, 0o644)
 	select {
 	case r := <-done:
 		if r.code != 0 || !strings.Contains(r.out, "member m2: rolled to format 3") {
 			t.Fatalf("roll with an etcd node killed: exit %d\n%s", r.code, r.out)
 		}
+		t.Logf("the roll ended %s after the node was killed", time.Since(killed).Round(time.Millisecond))
 	case <-time.After(60 * time.Second):
 		t.Fatalf("roll not over 60 s after an etcd node was killed")
 	}

@@ -262,7 +262,7 @@ func (c *Cluster) await(ctx context.Context, seqs map[string]int) error {
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return fmt.Errorf("stopped waiting (%v): the members carry on with their tasks; %s shows them", ctx.Err(), c.cmd("status"))
 		case _, ok := <-changed:
 			if !ok {
 				// The watch ended (no leader for a moment): poll, and
