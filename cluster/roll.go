@@ -117,6 +117,13 @@ func (c *Cluster) RollStage(ctx context.Context, ids []string, parallel bool) er
 				return err
 			}
 			locked = true
+			// Liveness may have changed while the last group rolled.
+			if views, err = c.views(ctx, st, false); err != nil {
+				return err
+			}
+			for id, v := range views {
+				up[id] = v.Up
+			}
 		}
 		seqs, err := c.request(ctx, Roll, wants(g, st), func(t *tx) error {
 			if err := t.st.mayBegin(g, up, views); err != nil {

@@ -230,7 +230,7 @@ func (c *Cluster) SetupStage(ctx context.Context, lead string, to int) error {
 		for _, m := range st.Members {
 			ws = append(ws, want{member: m.ID, action: ActTag, version: st.Active})
 		}
-		_, err = c.request(ctx, Setup, ws, func(t *tx) error {
+		seqs, err := c.request(ctx, Setup, ws, func(t *tx) error {
 			if err := t.st.expect(Setup); err != nil {
 				return err
 			}
@@ -240,7 +240,7 @@ func (c *Cluster) SetupStage(ctx context.Context, lead string, to int) error {
 		if err != nil {
 			return err
 		}
-		if err := c.carryAll(ctx, Setup, ws); err != nil {
+		if err := c.carry(ctx, seqs); err != nil {
 			return err
 		}
 		views, err := c.views(ctx, st, false)
