@@ -85,7 +85,7 @@ func (a *Agent) Run(ctx context.Context, s Store) error {
 // lease is lost.
 func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 	p := Presence{Member: a.Member, Host: hostName, Root: a.Root, PID: os.Getpid(), Version: version.String(), Started: time.Now().UTC()}
-	sess, err := es.join(ctx, p, a.TTL, a.Say)
+	sess, err := es.join(ctx, p, a.TTL, a.say)
 	if err != nil {
 		return err
 	}
