@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -353,6 +354,41 @@ func waitFile(t *testing.T, p string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s did not appear in 30 s", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two agents never act for one member: a second agent of a member whose
+// agent is alive waits, saying so, until the first's lease is gone (here
+// revoked by its SIGTERM), then takes over.
+func TestEtcdOneAgentPerMember(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, sharedEtcd(t), "m1")
+	out := &syncBuffer{}
+	cmd := exec.Command(f.bin, "--root", f.root("m1"), "cluster", "--store", f.store, "agent", "--member", "m1", "--ttl", "2s")
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
+	waitOutput(t, out, "holds its lease; waiting for it to stop or expire")
+	if strings.Contains(out.String(), "agent up") {
+		t.Fatalf("a second agent came up beside the first:\n%s", out)
+	}
+	f.agents["m1"].stop()
+	waitOutput(t, out, "agent up on")
+}
+
+func waitOutput(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q after 20 s:\n%s", want, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
