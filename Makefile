@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet man demo demo-cluster bench fuzz clean
+.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-cluster fuzz clean
 
 build: man
 	$(GO) build -o $(BIN) ./cmd/treeshift
@@ -34,11 +34,23 @@ demo: build
 demo-cluster: build
 	TREESHIFT=$(BIN) ./demo/cluster.sh
 
+# 5 members with their agents over a 3-node etcd (Debian's etcd-server):
+# parallel rolls under quorum, an agent killed, the refusal and the recovery.
+demo-cluster-etcd: build
+	TREESHIFT=$(BIN) ./demo/cluster-etcd.sh
+
 # Go benchmarks, then end-to-end update timings against cp -a + sync.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -skip '^BenchmarkClusterUpgrade$$' ./...
 	TREESHIFT=$(BIN) ./bench/update.sh 10 20
 	TREESHIFT=$(BIN) ./bench/update.sh 100 100
+
+# A whole cluster upgrade over a 3-node etcd (Debian's etcd-server): 20
+# members of 5 trees × 20 services, each with its agent, rolled 10 at a
+# time; total time and its share in coordination vs transitions.
+# BENCH_MEMBERS, BENCH_TREES and BENCH_SERVICES change the size.
+bench-cluster:
+	$(GO) test -run '^$$' -bench '^BenchmarkClusterUpgrade$$' -benchtime 1x ./cluster/
 
 # Run every fuzz target for FUZZTIME each (go test runs one target at a time).
 # Minimizing a new cdb input (at least 2048 bytes) can take the default 60s

@@ -3,9 +3,17 @@
 // order (setup, preinstall, install on the lead member, postinstall, roll of
 // the other members, switch of the active version, clean), tagged copies so
 // members can be put back, quorum kept while members roll, and a record of
-// every stage so an interrupted one is seen and resumed. Every change of a
-// member's trees — a change of format, a restore from a tagged copy, the
-// stamp — goes through the member's migrate.Engine, journaled and verified.
+// every stage so an interrupted one is seen and resumed.
+//
+// A stage asks members to do things (tasks, kept in the cluster record) and
+// waits until they are done. With an etcd store every member runs an agent
+// (Agent) that carries out its own tasks on its own disk and reports what
+// the disk really holds; with a directory store, on one host, the stage
+// command carries them out itself on the members' roots. Either way every
+// change of a member's trees — a change of format, a restore from a tagged
+// copy, the stamp — goes through that member's migrate.Engine, journaled and
+// verified, and the stages that finish an upgrade (switch, clean) are gated
+// on what members report, not on the record.
 package cluster
 
 import (
@@ -30,6 +38,10 @@ const (
 	Clean       = "clean"
 )
 
+// Schema is the version of the cluster record. Version 1 (one JSON file
+// with the records inline, no tasks) is still read.
+const Schema = 2
+
 // State is the cluster record.
 type State struct {
 	Schema     int      `json:"schema"`
@@ -44,27 +56,95 @@ type State struct {
 	Old  int    `json:"old"`
 	Lead string `json:"lead"`
 	// Stage is the last stage completed.
-	Stage   string   `json:"stage"`
-	Records []Record `json:"records"`
+	Stage string `json:"stage"`
+	// Written says who wrote this version of the record, from which host.
+	Written Writer `json:"written"`
 }
 
-// Member is one host of the cluster, with its own root.
-type Member struct {
-	ID     string `json:"id"`
-	Root   string `json:"root"`
-	Votes  int    `json:"votes"`
-	Rolled bool   `json:"rolled"`
+// Writer names who changed something, where and when.
+type Writer struct {
+	By   string    `json:"by"`
+	Host string    `json:"host"`
+	Time time.Time `json:"time"`
 }
+
+// Member is one host of the cluster.
+type Member struct {
+	ID string `json:"id"`
+	// Root is the member's root on the host of a directory store; with an
+	// etcd store the root is the agent's --root, on the member's host, and
+	// is known from its reports.
+	Root  string `json:"root,omitempty"`
+	Votes int    `json:"votes"`
+	// Rolled: the member's trees were moved to the new format by a task
+	// that finished. Switch and clean do not trust it: they check reports.
+	Rolled bool `json:"rolled"`
+	// Task is what the member was last asked to do; Tasks counts the
+	// tasks it was asked for (the last one's number).
+	Task  *Task `json:"task,omitempty"`
+	Tasks int   `json:"tasks"`
+}
+
+// Task actions: what a member is asked to do, each through its engine.
+const (
+	ActTag     = "tag"     // make the tagged copy of Version (setup)
+	ActVerify  = "verify"  // check the tagged copy of Version decodes to the trees (preinstall)
+	ActUpdate  = "update"  // move every tree to Version (install, roll)
+	ActRestore = "restore" // put the trees back as the tagged copy of Version holds them (undo)
+	ActUntag   = "untag"   // remove the tagged copy of Version (clean, undo setup)
+	ActShared  = "shared"  // move the shared trees the member holds to Version (switch)
+)
+
+// Task states.
+const (
+	Pending = "pending"
+	Running = "running"
+	Done    = "done"
+	Failed  = "failed"
+)
+
+// Task is a request to one member, and what became of it.
+type Task struct {
+	Seq     int    `json:"seq"`
+	Action  string `json:"action"`
+	Version int    `json:"version"`
+	Stage   string `json:"stage"`
+	// Tagged is the version of the tagged copy a member moved by the task
+	// must hold: the proof it is the system that was set up.
+	Tagged int    `json:"tagged,omitempty"`
+	State  string `json:"state"`
+	Error  string `json:"error,omitempty"`
+	// Requested is who asked; Started and Finished the member's side.
+	Requested Writer  `json:"requested"`
+	Started   *Writer `json:"started,omitempty"`
+	Finished  *Writer `json:"finished,omitempty"`
+	// Seconds is how long the member's engine worked on it, ending at
+	// Finished: the rest of the time between request and finish is
+	// coordination (bench: coordination vs transitions).
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// Outstanding reports whether the task is asked for and not over.
+func (t *Task) Outstanding() bool { return t != nil && (t.State == Pending || t.State == Running) }
 
 // Record is one event of a stage.
 type Record struct {
-	Stage  string    `json:"stage"`
-	Event  string    `json:"event"` // start, finish, undo
-	Member string    `json:"member,omitempty"`
-	From   int       `json:"from"`
-	To     int       `json:"to"`
-	By     string    `json:"by"`
-	Time   time.Time `json:"time"`
+	// Seq is the record's place in the history, from 1.
+	Seq    int    `json:"seq"`
+	Stage  string `json:"stage"`
+	Event  string `json:"event"` // request, start, finish, fail, undo
+	Member string `json:"member,omitempty"`
+	From   int    `json:"from"`
+	To     int    `json:"to"`
+	By     string `json:"by"`
+	// Host is the host whose treeshift wrote the record: the operator's
+	// for requests and stages, the member's for its start and finish.
+	Host  string    `json:"host"`
+	Time  time.Time `json:"time"`
+	Error string    `json:"error,omitempty"`
+	// Seconds, on a task's finish or fail, is how long the member's
+	// engine worked on it.
+	Seconds float64 `json:"seconds,omitempty"`
 }
 
 // RefusedError is a stage the cluster's state does not allow now.
@@ -85,11 +165,15 @@ type Cluster struct {
 	// --store), for messages; nil writes "treeshift cluster ARGS".
 	Suggest func(args ...string) string
 	// Live and Wait are the members' live directory (-l) and how long a
-	// stage waits for a member's owner lock (--wait); Report receives what
-	// the members' engines do.
+	// stage waits for a member's owner lock or the store's lock (--wait);
+	// Report receives what the members' engines do.
 	Live   string
 	Wait   time.Duration
 	Report migrate.Reporter
+	// Shared is the root of the cluster-shared trees that this process
+	// migrates at switch, with a directory store (DIR/shared). With etcd
+	// the agents that hold shared trees say so (agent --shared).
+	Shared string
 }
 
 func (c *Cluster) cmd(args ...string) string {
@@ -99,17 +183,34 @@ func (c *Cluster) cmd(args ...string) string {
 	return "treeshift cluster " + strings.Join(args, " ")
 }
 
-// load reads the record, naming the command that makes one when there is
-// none.
-func (c *Cluster) load() (*State, error) {
-	st, err := c.Store.Load()
-	return st, c.noCluster(err)
-}
-
 func (c *Cluster) say(format string, args ...any) {
 	if c.Say != nil {
 		c.Say(format, args...)
 	}
+}
+
+func (c *Cluster) wait() time.Duration {
+	if c.Wait == 0 {
+		return 30 * time.Second
+	}
+	return c.Wait
+}
+
+var hostName = func() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "unknown"
+	}
+	return h
+}()
+
+// writer is this process, now.
+func writer() Writer {
+	who := strconv.Itoa(os.Getuid())
+	if u, err := user.Current(); err == nil {
+		who = u.Username
+	}
+	return Writer{By: who, Host: hostName, Time: time.Now().UTC()}
 }
 
 func (st *State) member(id string) *Member {
@@ -121,16 +222,15 @@ func (st *State) member(id string) *Member {
 	return nil
 }
 
-func (st *State) record(stage, event, member string) {
-	who := strconv.Itoa(os.Getuid())
-	if u, err := user.Current(); err == nil {
-		who = u.Username
-	}
+// record is a stage event written by w, to be appended with the record's
+// next write. Its number is its place among the records, known when they
+// are read.
+func (st *State) record(w Writer, stage, event, member string) Record {
 	from, to := st.Active, st.New
 	if st.Old != 0 {
 		from = st.Old
 	}
-	st.Records = append(st.Records, Record{Stage: stage, Event: event, Member: member, From: from, To: to, By: who, Time: time.Now().UTC()})
+	return Record{Stage: stage, Event: event, Member: member, From: from, To: to, By: w.By, Host: w.Host, Time: w.Time}
 }
 
 // Next names the stage the cluster expects next.
@@ -181,6 +281,16 @@ func (st *State) unrolled() []string {
 	var out []string
 	for _, m := range st.Members {
 		if !m.Rolled && m.ID != st.Lead {
+			out = append(out, m.ID)
+		}
+	}
+	return out
+}
+
+func (st *State) rolledOthers() []string {
+	var out []string
+	for _, m := range st.Members {
+		if m.Rolled && m.ID != st.Lead {
 			out = append(out, m.ID)
 		}
 	}

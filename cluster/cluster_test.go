@@ -15,7 +15,7 @@ import (
 	"github.com/treeshift/treeshift/internal/faulttest"
 )
 
-func run(t *testing.T, bin string, env []string, args ...string) (string, int) {
+func run(t testing.TB, bin string, env []string, args ...string) (string, int) {
 	t.Helper()
 	return faulttest.Run(t, bin, env, args...)
 }

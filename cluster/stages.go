@@ -1,10 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -22,19 +23,25 @@ type InitOptions struct {
 	Active int
 }
 
-// Init creates the cluster record and the shared trees.
-func (c *Cluster) Init(o InitOptions) error {
-	unlock, err := c.Store.Lock(c.wait())
+// locked runs fn holding the store's long-stage lock.
+func (c *Cluster) locked(ctx context.Context, fn func() error) error {
+	unlock, err := c.Store.Lock(ctx, c.wait())
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := c.Store.Load(); err == nil {
-		return refuse("a cluster record exists already")
-	}
+	return fn()
+}
+
+// Init creates the cluster record (and, with a directory store, the shared
+// trees). Every member must be up — with etcd, its agent running — and the
+// members' trees must agree on one format.
+func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
+	// The command line is checked before the store is reached.
 	if len(o.Members) == 0 {
-		return &migrate.UsageError{Err: fmt.Errorf("a cluster needs members: --member ID=ROOT[:VOTES]")}
+		return &migrate.UsageError{Err: fmt.Errorf("a cluster needs members: --member %s[:VOTES]", c.memberSyntax())}
 	}
+	_, dir := c.Store.(*DirStore)
 	seen := map[string]bool{}
 	for _, m := range o.Members {
 		if err := model.CheckName(m.ID); err != nil {
@@ -43,59 +50,81 @@ func (c *Cluster) Init(o InitOptions) error {
 		if seen[m.ID] {
 			return &migrate.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
 		}
+		if dir && m.Root == "" {
+			return &migrate.UsageError{Err: fmt.Errorf("member %s: a directory store needs the member's root: expected ID=ROOT[:VOTES]", m.ID)}
+		}
+		if !dir && m.Root != "" {
+			return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: --member ID[:VOTES]", m.ID)}
+		}
 		seen[m.ID] = true
 	}
-	st := &State{Schema: 1, Members: o.Members, QuorumVote: o.QuorumVote, Active: o.Active}
-	for i := range st.Members {
-		s, err := c.engine(&st.Members[i])
+	return c.locked(ctx, func() error {
+		if _, _, err := c.Store.Load(ctx); err == nil {
+			return refuse("a cluster record exists already")
+		}
+		st := &State{Schema: Schema, Members: o.Members, QuorumVote: o.QuorumVote, Active: o.Active}
+		views, err := c.views(ctx, st, true)
 		if err != nil {
 			return err
 		}
-		names, err := s.Store.Names()
-		if err != nil {
+		if err := refuseDown(views, ids(st), "init"); err != nil {
 			return err
 		}
-		for _, n := range names {
-			v, err := s.Store.PeekFormat(n)
-			if err != nil {
-				return fmt.Errorf("member %s: %w", st.Members[i].ID, err)
-			}
-			if st.Active == 0 {
-				st.Active = v
-			} else if v != st.Active {
-				return refuse("member %s: tree %s is in format %d, the cluster in %d: bring every member to one format first", st.Members[i].ID, n, v, st.Active)
+		for _, m := range st.Members {
+			for _, t := range views[m.ID].Report.Trees {
+				if st.Active == 0 {
+					st.Active = t.Format
+				} else if t.Format != st.Active {
+					return refuse("member %s: tree %s is in format %d, the cluster in %d: bring every member to one format first", m.ID, t.Name, t.Format, st.Active)
+				}
 			}
 		}
+		if st.Active == 0 {
+			st.Active = format.Newest()
+		}
+		if c.Shared != "" {
+			if err := c.initShared(st.Active); err != nil {
+				return err
+			}
+		}
+		t := &tx{st: st, w: writer()}
+		t.rec("init", "finish", "")
+		st.Written = t.w
+		if err := c.Store.Commit(ctx, st, Rev{}, t.add, false); err != nil {
+			return err
+		}
+		c.say("cluster of %d members, active format %d", len(st.Members), st.Active)
+		return nil
+	})
+}
+
+// initShared makes the cluster-shared trees of a directory store.
+func (c *Cluster) initShared(v int) error {
+	s := &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
+	if err := mkdirAll(c.Shared); err != nil {
+		return err
 	}
-	if st.Active == 0 {
-		st.Active = format.Newest()
-	}
-	sh, err := c.shared()
+	e, err := s.engine()
 	if err != nil {
 		return err
 	}
-	if ok, _ := sh.Store.Exists("cluster"); !ok {
-		unlock, err := sh.LockTrees("cluster")
-		if err != nil {
-			return err
-		}
-		err = sh.CreateTree("cluster", migrate.CreateOptions{Format: st.Active, Enable: true})
-		unlock()
-		if err != nil {
-			return err
-		}
+	if ok, _ := e.Store.Exists("cluster"); ok {
+		return nil
 	}
-	st.record("init", "finish", "")
-	c.say("cluster of %d members, active format %d", len(st.Members), st.Active)
-	return c.Store.Save(st)
+	unlock, err := e.LockTrees("cluster")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return e.CreateTree("cluster", migrate.CreateOptions{Format: v, Enable: true})
 }
 
 // CheckSetup checks, changing nothing, that an upgrade to version to led by
-// lead can roll: every member's trees decode, a path exists, tunability
-// allows it with services running, and each member has room for its tagged
-// copies. It returns the problems found.
-func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
-	st, err := c.load()
+// lead can roll: every member is up, its trees decode, a path exists,
+// tunability allows it with services running, and each member has room
+// for its tagged copies. It returns the problems found.
+func (c *Cluster) CheckSetup(ctx context.Context, lead string, to int) ([]string, error) {
+	st, _, err := c.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -105,44 +134,66 @@ func (c *Cluster) CheckSetup(lead string, to int) ([]string, error) {
 	if err := st.expect(Setup); err != nil {
 		return nil, err
 	}
-	var problems []string
 	if migrate.Default().Version(to) == nil {
 		return nil, &migrate.UsageError{Err: fmt.Errorf("unknown format version %d", to)}
 	}
-	for i := range st.Members {
-		m := &st.Members[i]
-		s, err := c.engine(m)
+	var problems []string
+	if es, ok := c.Store.(*EtcdStore); ok {
+		views, err := c.checkViews(ctx, es, to)
 		if err != nil {
-			problems = append(problems, err.Error())
-			continue
+			return nil, err
 		}
-		names, err := s.Store.Names()
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
-			continue
-		}
-		for _, n := range names {
-			p, err := s.Plan(n, to)
+		for _, m := range st.Members {
+			v := view(views, m.ID)
 			switch {
-			case err != nil:
-				problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
-			case !p.OK():
-				problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, &migrate.RefusedError{Plan: p}))
+			case !v.Up:
+				problems = append(problems, v.Down)
+			case v.Report.Check == nil || v.Report.Check.To != to:
+				problems = append(problems, fmt.Sprintf("member %s: its agent did not answer the check within %s", m.ID, c.wait()))
+			default:
+				problems = append(problems, v.Report.Check.Problems...)
 			}
 		}
-		need, err := dirSize(s.Host(s.Store.Dir))
-		if err != nil {
-			problems = append(problems, fmt.Sprintf("member %s: %v", m.ID, err))
-			continue
-		}
-		var fs unix.Statfs_t
-		if err := unix.Statfs(m.Root, &fs); err == nil {
-			if free := int64(fs.Bavail) * int64(fs.Bsize); free < need {
-				problems = append(problems, fmt.Sprintf("member %s: %d bytes free on %s, tagged copies need %d", m.ID, free, m.Root, need))
-			}
-		}
+		return problems, nil
+	}
+	for i := range st.Members {
+		problems = append(problems, c.site(&st.Members[i]).check(to)...)
 	}
 	return problems, nil
+}
+
+// check is what keeps a member from moving to version to: trees that do
+// not decode or may not move now, and too little room for a tagged copy.
+func (s *site) check(to int) []string {
+	e, err := s.engine()
+	if err != nil {
+		return []string{fmt.Sprintf("member %s: %v", s.member, err)}
+	}
+	names, err := e.Store.Names()
+	if err != nil {
+		return []string{fmt.Sprintf("member %s: %v", s.member, err)}
+	}
+	var problems []string
+	for _, n := range names {
+		p, err := e.Plan(n, to)
+		switch {
+		case err != nil:
+			problems = append(problems, fmt.Sprintf("member %s: %v", s.member, err))
+		case !p.OK():
+			problems = append(problems, fmt.Sprintf("member %s: %v", s.member, &migrate.RefusedError{Plan: p}))
+		}
+	}
+	need, err := dirSize(e.Host(e.Store.Dir))
+	if err != nil {
+		return append(problems, fmt.Sprintf("member %s: %v", s.member, err))
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(s.root, &sfs); err == nil {
+		if free := int64(sfs.Bavail) * int64(sfs.Bsize); free < need {
+			problems = append(problems, fmt.Sprintf("member %s: %d bytes free on %s, tagged copies need %d", s.member, free, s.root, need))
+		}
+	}
+	return problems
 }
 
 // dirSize adds up the sizes of the regular files below dir.
@@ -162,200 +213,305 @@ func dirSize(dir string) (int64, error) {
 	return n, err
 }
 
-// SetupStage records the target and lead and makes the tagged copies.
-func (c *Cluster) SetupStage(lead string, to int) error {
-	if problems, err := c.CheckSetup(lead, to); err != nil {
+// SetupStage records the target and lead and has every member make its
+// tagged copy.
+func (c *Cluster) SetupStage(ctx context.Context, lead string, to int) error {
+	if problems, err := c.CheckSetup(ctx, lead, to); err != nil {
 		return err
 	} else if len(problems) > 0 {
 		return refuse("setup refused:\n  %s", strings.Join(problems, "\n  "))
 	}
-	return c.stage(Setup, func(st *State) error {
-		st.Lead, st.New, st.Old = lead, to, st.Active
-		st.record(Setup, "start", lead)
-		if err := c.Store.Save(st); err != nil {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
 			return err
 		}
-		for i := range st.Members {
-			m := &st.Members[i]
-			s, err := c.engine(m)
+		var ws []want
+		for _, m := range st.Members {
+			ws = append(ws, want{member: m.ID, action: ActTag, version: st.Active})
+		}
+		seqs, err := c.request(ctx, Setup, ws, func(t *tx) error {
+			if err := t.st.expect(Setup); err != nil {
+				return err
+			}
+			t.st.Lead, t.st.New, t.st.Old = lead, to, t.st.Active
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := c.carry(ctx, seqs); err != nil {
+			return err
+		}
+		views, err := c.views(ctx, st, false)
+		if err != nil {
+			return err
+		}
+		for _, m := range st.Members {
+			for _, tg := range view(views, m.ID).reportOrEmpty().Tagged {
+				if tg.Version == st.Active {
+					c.say("member %s: tagged copy %s", m.ID, tg.Dir)
+				}
+			}
+		}
+		return c.complete(ctx, Setup, "")
+	})
+}
+
+func (v *View) reportOrEmpty() *Report {
+	if v.Report == nil {
+		return &Report{}
+	}
+	return v.Report
+}
+
+// carryAll requests ws (already requested: the same tasks are found) and
+// waits for them.
+func (c *Cluster) carryAll(ctx context.Context, stage string, ws []want) error {
+	seqs, err := c.request(ctx, stage, ws, nil)
+	if err != nil {
+		return err
+	}
+	return c.carry(ctx, seqs)
+}
+
+// complete records stage as the last completed.
+func (c *Cluster) complete(ctx context.Context, stage, member string) error {
+	_, err := c.change(ctx, func(t *tx) error {
+		if err := t.st.expect(stage); err != nil && t.st.Stage != stage {
+			return err
+		}
+		t.st.Stage = stage
+		t.rec(stage, "finish", member)
+		return nil
+	})
+	return err
+}
+
+// PreinstallStage has the lead verify its tagged copies against its trees.
+func (c *Cluster) PreinstallStage(ctx context.Context) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.expect(Preinstall); err != nil {
+			return err
+		}
+		if err := c.upOrRefuse(ctx, st, Preinstall, st.Lead); err != nil {
+			return err
+		}
+		if err := c.carryAll(ctx, Preinstall, []want{{member: st.Lead, action: ActVerify, version: st.Active}}); err != nil {
+			return err
+		}
+		c.say("member %s: tagged copies verified", st.Lead)
+		return c.complete(ctx, Preinstall, "")
+	})
+}
+
+// upOrRefuse refuses a stage when a member in ids is down.
+func (c *Cluster) upOrRefuse(ctx context.Context, st *State, stage string, ids ...string) error {
+	views, err := c.views(ctx, st, false)
+	if err != nil {
+		return err
+	}
+	return refuseDown(views, ids, stage)
+}
+
+// InstallStage has the lead move its trees to the new format.
+func (c *Cluster) InstallStage(ctx context.Context) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.expect(Install); err != nil {
+			return err
+		}
+		if err := c.upOrRefuse(ctx, st, Install, st.Lead); err != nil {
+			return err
+		}
+		if err := c.carryAll(ctx, Install, []want{{member: st.Lead, action: ActUpdate, version: st.New, tagged: st.Old}}); err != nil {
+			return err
+		}
+		c.say("member %s: trees in format %d", st.Lead, st.New)
+		return c.complete(ctx, Install, "")
+	})
+}
+
+// PostinstallStage checks, on the lead's own report, that it is at the new
+// format and healthy.
+func (c *Cluster) PostinstallStage(ctx context.Context) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.expect(Postinstall); err != nil {
+			return err
+		}
+		views, err := c.views(ctx, st, true, st.Lead)
+		if err != nil {
+			return err
+		}
+		v := view(views, st.Lead)
+		if !v.Up {
+			return refuse("postinstall refused: %s", v.Down)
+		}
+		if ok, what := v.Report.at(st.New); !ok {
+			return refuse("postinstall refused: member %s reports %s, not every tree and the stamp at format %d, healthy", st.Lead, what, st.New)
+		}
+		c.say("member %s: format %d, healthy", st.Lead, st.New)
+		return c.complete(ctx, Postinstall, st.Lead)
+	})
+}
+
+// gate refuses unless every member is up and its fresh report passes ok,
+// naming each member that does not and what it reports.
+func (c *Cluster) gate(ctx context.Context, st *State, stage string, ok func(*Report) (bool, string)) (map[string]*View, error) {
+	views, err := c.views(ctx, st, true)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	for _, m := range st.Members {
+		v := view(views, m.ID)
+		if !v.Up {
+			bad = append(bad, v.Down)
+			continue
+		}
+		if good, what := ok(v.Report); !good {
+			bad = append(bad, fmt.Sprintf("member %s reports %s", m.ID, what))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, refuse("%s refused:\n  %s", stage, strings.Join(bad, "\n  "))
+	}
+	return views, nil
+}
+
+// SwitchStage makes the new format active, once every member reports
+// every tree and its stamp at it; the cluster-shared trees are moved to
+// it first.
+func (c *Cluster) SwitchStage(ctx context.Context) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
+		if err := st.expect(Switch); err != nil {
+			return err
+		}
+		views, err := c.gate(ctx, st, Switch, func(r *Report) (bool, string) {
+			ok, what := r.at(st.New)
+			if !ok {
+				what += fmt.Sprintf(", not every tree and the stamp at format %d", st.New)
+			}
+			return ok, what
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := c.change(ctx, func(t *tx) error { t.rec(Switch, "start", ""); return nil }); err != nil {
+			return err
+		}
+		if c.Shared != "" {
+			s := &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
+			e, err := s.engine()
 			if err != nil {
 				return err
 			}
-			if err := s.Tag(st.Active); err != nil {
-				return fmt.Errorf("member %s: %w", m.ID, err)
+			if _, err := e.Update(nil, st.New); err != nil {
+				return fmt.Errorf("shared trees: %w", err)
 			}
-			c.say("member %s: tagged copy %s", m.ID, s.Store.TagDir(st.Active))
-			st.record(Setup, "finish", m.ID)
 		}
-		return nil
-	})
-}
-
-// PreinstallStage verifies the lead's tagged copies against its trees.
-func (c *Cluster) PreinstallStage() error {
-	return c.stage(Preinstall, func(st *State) error {
-		m := st.member(st.Lead)
-		s, err := c.engine(m)
-		if err != nil {
-			return err
+		var ws []want
+		for _, m := range st.Members {
+			if r := views[m.ID].Report; r != nil && r.Shared != nil {
+				ws = append(ws, want{member: m.ID, action: ActShared, version: st.New})
+			}
 		}
-		if err := verifyTagged(s, st.Active); err != nil {
-			return fmt.Errorf("member %s: %w", m.ID, err)
-		}
-		c.say("member %s: tagged copies verified", m.ID)
-		st.record(Preinstall, "finish", m.ID)
-		return nil
-	})
-}
-
-// verifyTagged checks that every tree has a tagged copy that decodes to the
-// same tree.
-func verifyTagged(s *migrate.Engine, v int) error {
-	if !s.Store.HasTag(v) {
-		return fmt.Errorf("no tagged copy at %s", s.Host(s.Store.TagDir(v)))
-	}
-	tagged := s.Store.Tagged(v)
-	names, err := s.Store.Names()
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		cur, err := s.Store.Load(n)
-		if err != nil {
-			return err
-		}
-		tc, err := tagged.Load(n)
-		if err != nil {
-			return fmt.Errorf("tagged copy: %w", err)
-		}
-		if tc.Format != cur.Format || !reflect.DeepEqual(tc.Tree, cur.Tree) {
-			return fmt.Errorf("tagged copy of tree %s differs from the tree", n)
-		}
-	}
-	return nil
-}
-
-// transition moves one member's trees to version to, through the member's
-// engine: recovery of an interrupted run first, then the journaled
-// transition, then the stamp.
-func (c *Cluster) transition(m *Member, to int) error {
-	s, err := c.engine(m)
-	if err != nil {
-		return err
-	}
-	if _, err := s.Update(nil, to); err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
-	}
-	return nil
-}
-
-// InstallStage transitions the lead member.
-func (c *Cluster) InstallStage() error {
-	return c.stage(Install, func(st *State) error {
-		m := st.member(st.Lead)
-		st.record(Install, "start", m.ID)
-		if err := c.Store.Save(st); err != nil {
-			return err
-		}
-		if err := c.transition(m, st.New); err != nil {
-			return err
-		}
-		m.Rolled = true
-		st.record(Install, "finish", m.ID)
-		c.say("member %s: trees in format %d", m.ID, st.New)
-		return nil
-	})
-}
-
-// PostinstallStage checks that the lead is at the new format and healthy.
-func (c *Cluster) PostinstallStage() error {
-	return c.stage(Postinstall, func(st *State) error {
-		m := st.member(st.Lead)
-		if err := c.healthy(m, st.New); err != nil {
-			return err
-		}
-		c.say("member %s: format %d, healthy", m.ID, st.New)
-		st.record(Postinstall, "finish", m.ID)
-		return nil
-	})
-}
-
-// healthy checks that every tree of a member is at version v, decodes, has
-// no interrupted transition, and that its live links resolve.
-func (c *Cluster) healthy(m *Member, v int) error {
-	s, err := c.engine(m)
-	if err != nil {
-		return err
-	}
-	if p, err := s.Pending(); err != nil || len(p) > 0 {
-		return fmt.Errorf("member %s: an interrupted update of %v: %v", m.ID, p, err)
-	}
-	st, err := s.Status(nil)
-	if err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
-	}
-	for _, t := range st.Trees {
-		if t.Format != v {
-			return fmt.Errorf("member %s: tree %s is in format %d, not %d", m.ID, t.Name, t.Format, v)
-		}
-	}
-	return nil
-}
-
-// quorum reports whether the cluster keeps quorum while the members in
-// rolling are down: the votes of the others, and the quorum vote, must be
-// more than half of all votes.
-// SwitchStage moves the active version: the cluster-shared trees are
-// migrated to it through the migration core.
-func (c *Cluster) SwitchStage() error {
-	return c.stage(Switch, func(st *State) error {
-		st.record(Switch, "start", "")
-		if err := c.Store.Save(st); err != nil {
-			return err
-		}
-		sh, err := c.shared()
-		if err != nil {
-			return err
-		}
-		if _, err := sh.Update(nil, st.New); err != nil {
-			return fmt.Errorf("shared trees: %w", err)
+		if len(ws) > 0 {
+			if err := c.carryAll(ctx, Switch, ws); err != nil {
+				return err
+			}
 		}
 		from := st.Active
-		st.Active = st.New
-		st.record(Switch, "finish", "")
-		c.say("active format %d (was %d)", st.Active, from)
+		_, err = c.change(ctx, func(t *tx) error {
+			if err := t.st.expect(Switch); err != nil {
+				return err
+			}
+			t.st.Active, t.st.Stage = t.st.New, Switch
+			t.rec(Switch, "finish", "")
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		c.say("active format %d (was %d)", st.New, from)
 		return nil
 	})
 }
 
-// CleanStage removes the tagged copies: the upgrade is complete.
-func (c *Cluster) CleanStage() error {
-	return c.transaction(func(st *State) error {
+// CleanStage removes the tagged copies, once every member reports them
+// removable: the upgrade is complete.
+func (c *Cluster) CleanStage(ctx context.Context) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
 		if err := st.expect(Clean); err != nil {
 			return err
 		}
-		for i := range st.Members {
-			m := &st.Members[i]
-			s, err := c.engine(m)
-			if err != nil {
-				return err
+		if _, err := c.gate(ctx, st, Clean, func(r *Report) (bool, string) {
+			for _, tg := range r.Tagged {
+				if tg.Version == st.Old && !tg.Removable {
+					return false, fmt.Sprintf("its tagged copy of format %d not removable: %s", st.Old, tg.Why)
+				}
 			}
-			if err := s.Untag(st.Old); err != nil {
-				return err
+			if ok, what := r.at(st.Active); !ok {
+				return false, what + fmt.Sprintf(", not every tree and the stamp at format %d", st.Active)
 			}
-			m.Rolled = false
+			return true, ""
+		}); err != nil {
+			return err
 		}
-		st.record(Clean, "finish", "")
-		st.Stage, st.New, st.Old, st.Lead = Idle, 0, 0, ""
+		var ws []want
+		for _, m := range st.Members {
+			ws = append(ws, want{member: m.ID, action: ActUntag, version: st.Old})
+		}
+		if err := c.carryAll(ctx, Clean, ws); err != nil {
+			return err
+		}
+		_, err = c.change(ctx, func(t *tx) error {
+			if err := t.st.expect(Clean); err != nil {
+				return err
+			}
+			for i := range t.st.Members {
+				t.st.Members[i].Rolled = false
+			}
+			t.rec(Clean, "finish", "")
+			t.st.Stage, t.st.New, t.st.Old, t.st.Lead = Idle, 0, 0, ""
+			return nil
+		})
+		if err != nil {
+			return err
+		}
 		c.say("tagged copies removed: the upgrade to format %d is complete", st.Active)
-		return c.Store.Save(st)
+		return nil
 	})
 }
 
 // Undo undoes the most recent stage: a member's roll, postinstall, install,
-// preinstall or setup, never anything from switch on.
-func (c *Cluster) Undo(stage, member string) error {
-	return c.transaction(func(st *State) error {
+// preinstall or setup, never anything from switch on. A roll or the
+// install is undone by the member, from its tagged copy.
+func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
+	return c.locked(ctx, func() error {
+		st, _, err := c.load(ctx)
+		if err != nil {
+			return err
+		}
 		switch {
 		case st.Stage == Switch:
 			return refuse("the active version was switched: nothing can be undone after %s", Switch)
@@ -367,68 +523,91 @@ func (c *Cluster) Undo(stage, member string) error {
 		switch stage {
 		case Roll:
 			m := st.member(member)
-			if m == nil || member == st.Lead || !m.Rolled {
+			restoring := m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore
+			if m == nil || member == st.Lead || !(m.Rolled || restoring) {
 				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", strings.Join(st.rolledOthers(), " "))
 			}
-			if err := c.restore(m, st.Active); err != nil {
+			if err := c.restore(ctx, st, Roll, member); err != nil {
 				return err
 			}
-			m.Rolled = false
-			if len(st.rolledOthers()) == 0 {
-				st.Stage = Postinstall
-			}
-		case Postinstall:
-			st.Stage = Install
+			// With no member rolled but the lead, the stage is back
+			// where the rolls began.
+			_, err := c.change(ctx, func(t *tx) error {
+				if t.st.Stage == Roll && len(t.st.rolledOthers()) == 0 {
+					t.st.Stage = Postinstall
+				}
+				return nil
+			})
+			return err
 		case Install:
-			m := st.member(st.Lead)
-			if err := c.restore(m, st.Active); err != nil {
+			if err := c.restore(ctx, st, Install, st.Lead); err != nil {
 				return err
 			}
-			m.Rolled = false
-			st.Stage = Preinstall
-		case Preinstall:
-			st.Stage = Setup
+			_, err := c.change(ctx, func(t *tx) error {
+				if t.st.Stage == Install {
+					t.st.Stage = Preinstall
+				}
+				return nil
+			})
+			return err
 		case Setup:
-			for i := range st.Members {
-				s, err := c.engine(&st.Members[i])
-				if err != nil {
-					return err
-				}
-				if err := s.Untag(st.Active); err != nil {
-					return err
-				}
+			if err := c.upOrRefuse(ctx, st, "undo setup", ids(st)...); err != nil {
+				return err
 			}
-			st.Stage, st.New, st.Old, st.Lead = Idle, 0, 0, ""
-		default:
-			return refuse("stage %s cannot be undone", stage)
+			var ws []want
+			for _, m := range st.Members {
+				ws = append(ws, want{member: m.ID, action: ActUntag, version: st.Active})
+			}
+			if err := c.carryAll(ctx, Setup, ws); err != nil {
+				return err
+			}
 		}
-		st.record(stage, "undo", member)
-		c.say("undid %s%s", stage, map[bool]string{true: " of member " + member, false: ""}[member != ""])
-		return c.Store.Save(st)
+		_, err = c.change(ctx, func(t *tx) error {
+			if t.st.Stage != stage {
+				return refuse("only the most recent stage can be undone: that is %s", t.st.Stage)
+			}
+			switch stage {
+			case Postinstall:
+				t.st.Stage = Install
+			case Preinstall:
+				t.st.Stage = Setup
+			case Setup:
+				t.st.Stage, t.st.New, t.st.Old, t.st.Lead = Idle, 0, 0, ""
+			default:
+				return refuse("stage %s cannot be undone", stage)
+			}
+			t.rec(stage, "undo", member)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		c.say("undid %s", stage)
+		return nil
 	})
 }
 
-func (st *State) rolledOthers() []string {
-	var out []string
-	for _, m := range st.Members {
-		if m.Rolled && m.ID != st.Lead {
-			out = append(out, m.ID)
-		}
+// restore has a member put its trees back as its tagged copy holds them;
+// the task's end moves the member and the stage back (finish).
+func (c *Cluster) restore(ctx context.Context, st *State, stage, id string) error {
+	if err := c.upOrRefuse(ctx, st, "undo "+stage, id); err != nil {
+		return err
 	}
-	return out
-}
-
-// restore puts a member's trees back as its tagged copy of version v holds
-// them, through the member's engine: a journaled transition back to each
-// tree's tagged generation, verified, with the stamp moved back to v.
-func (c *Cluster) restore(m *Member, v int) error {
-	s, err := c.engine(m)
+	if err := c.carryAll(ctx, stage, []want{{member: id, action: ActRestore, version: st.Active}}); err != nil {
+		return err
+	}
+	views, err := c.views(ctx, st, false)
 	if err != nil {
 		return err
 	}
-	if _, err := s.Restore(v); err != nil {
-		return fmt.Errorf("member %s: %w", m.ID, err)
+	dir := fmt.Sprintf("its tagged copy of format %d", st.Active)
+	for _, tg := range view(views, id).reportOrEmpty().Tagged {
+		if tg.Version == st.Active {
+			dir = tg.Dir
+		}
 	}
-	c.say("member %s: restored from %s", m.ID, s.Store.TagDir(v))
+	c.say("member %s: restored from %s", id, dir)
 	return nil
 }
+
+func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }

@@ -62,7 +62,7 @@ func copyCluster(t *testing.T, dir string) string {
 // memberState is a member's status document, its formats and stamp
 // checked against v and then set aside, with whether every live link
 // resolves.
-func memberState(t *testing.T, bin, root string, v int) string {
+func memberState(t testing.TB, bin, root string, v int) string {
 	t.Helper()
 	out, code := run(t, bin, nil, "--root", root, "status", "--json")
 	if code != 0 {

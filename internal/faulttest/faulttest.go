@@ -25,8 +25,9 @@ var (
 	err  error
 )
 
-// Main runs the tests of m and removes the binary built for them.
-func Main(m *testing.M) {
+// Main runs the tests of m (a *testing.M, or something that runs one and
+// cleans up after it) and removes the binary built for them.
+func Main(m interface{ Run() int }) {
 	code := m.Run()
 	if bin != "" {
 		os.RemoveAll(filepath.Dir(bin))

@@ -1,13 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-
-	"github.com/alecthomas/kong"
+	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
+	"time"
+
+	"github.com/alecthomas/kong"
 
 	"github.com/treeshift/treeshift/cluster"
 	"github.com/treeshift/treeshift/internal/suggest"
@@ -16,7 +21,7 @@ import (
 
 // ClusterCmd groups the rolling-upgrade stages.
 type ClusterCmd struct {
-	Store string `needed:"" help:"The cluster state store: a directory shared by the members (needed by every subcommand)." placeholder:"DIR"`
+	Store string `needed:"" help:"The cluster state store: a directory on this host (members are roots on it), or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (members run agents); needed by every subcommand." placeholder:"STORE"`
 
 	Init        ClusterInitCmd   `cmd:"" help:"Create the cluster record."`
 	Check       ClusterCheckCmd  `cmd:"" help:"Check that a stage can run, changing nothing (check setup LEAD)."`
@@ -29,34 +34,41 @@ type ClusterCmd struct {
 	Clean       ClusterStageCmd  `cmd:"" help:"Remove the tagged copies: the upgrade is complete."`
 	Status      ClusterStatusCmd `cmd:"" help:"Show the stage, versions and members."`
 	Undo        ClusterUndoCmd   `cmd:"" help:"Undo the most recent stage (not after switch)."`
+	Agent       ClusterAgentCmd  `cmd:"" help:"Run a member's agent (etcd store): report the member's trees, carry out its tasks."`
 }
 
-// cluster opens the cluster the subcommands act on. --store is checked
-// here rather than by the parser, so that `treeshift cluster` alone lists
-// the subcommands instead of asking for it.
-func (c *ClusterCmd) cluster(e *env) (*cluster.Cluster, error) {
+// cluster opens the cluster the subcommands act on, the context they
+// run in (SIGINT and SIGTERM end it) and what closes both. --store is checked here rather than
+// by the parser, so that `treeshift cluster` alone lists the subcommands
+// instead of asking for it.
+func (c *ClusterCmd) cluster(e *env) (*cluster.Cluster, context.Context, func(), error) {
 	if c.Store == "" {
-		return nil, &migrate.UsageError{Err: fmt.Errorf("cluster: give the cluster state store: --store DIR")}
+		return nil, nil, nil, &migrate.UsageError{Err: fmt.Errorf("cluster: give the cluster state store: --store DIR or --store etcd://HOST:PORT")}
 	}
-	store := c.Store
-	if abs, err := filepath.Abs(store); err == nil {
-		store = abs
+	store, err := cluster.Open(c.Store)
+	if err != nil {
+		return nil, nil, nil, err
 	}
-	return &cluster.Cluster{
-		Store:  cluster.DirStore{Dir: store},
+	cl := &cluster.Cluster{
+		Store:  store,
 		Live:   e.Live,
 		Wait:   e.Wait,
 		Report: e.log,
 		Say:    func(f string, a ...any) { fmt.Fprintf(e.stdout, f+"\n", a...) },
 		Suggest: func(args ...string) string {
-			return suggest.Prefix{}.Cmd(append([]string{"cluster", "--store", store}, args...)...)
+			return suggest.Prefix{}.Cmd(append([]string{"cluster", "--store", store.String()}, args...)...)
 		},
-	}, nil
+	}
+	if d, ok := store.(*cluster.DirStore); ok {
+		cl.Shared = filepath.Join(d.Dir, "shared")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	return cl, ctx, func() { stop(); store.Close() }, nil
 }
 
 // ClusterInitCmd is `cluster init`.
 type ClusterInitCmd struct {
-	Member     []string `required:"" help:"A member: ID=ROOT[:VOTES] (votes default 1); repeat for each." placeholder:"ID=ROOT[:VOTES]"`
+	Member     []string `required:"" help:"A member: ID=ROOT[:VOTES] with a directory store, ID[:VOTES] with etcd (votes default 1); repeat for each." placeholder:"ID[=ROOT][:VOTES]"`
 	QuorumVote bool     `help:"Add a quorum vote (a tie-breaker that is not a member)."`
 	Active     int      `help:"The members' current format (default: found on their trees)." placeholder:"VERSION"`
 }
@@ -64,29 +76,52 @@ type ClusterInitCmd struct {
 func (c *ClusterInitCmd) Run(e *env, cc *ClusterCmd) error {
 	var members []cluster.Member
 	for _, arg := range c.Member {
-		id, rest, ok := strings.Cut(arg, "=")
-		if !ok || id == "" || rest == "" {
-			return &migrate.UsageError{Err: fmt.Errorf("--member %q: expected ID=ROOT[:VOTES]", arg)}
-		}
-		votes := 1
-		if i := strings.LastIndexByte(rest, ':'); i > 0 {
-			n, err := strconv.Atoi(rest[i+1:])
-			if err != nil || n < 0 {
-				return &migrate.UsageError{Err: fmt.Errorf("--member %q: votes %q are not a number", arg, rest[i+1:])}
-			}
-			votes, rest = n, rest[:i]
-		}
-		root, err := filepath.Abs(rest)
+		m, err := parseMember(arg)
 		if err != nil {
 			return err
 		}
-		members = append(members, cluster.Member{ID: id, Root: root, Votes: votes})
+		members = append(members, m)
 	}
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	return cl.Init(cluster.InitOptions{Members: members, QuorumVote: c.QuorumVote, Active: c.Active})
+	defer done()
+	return cl.Init(ctx, cluster.InitOptions{Members: members, QuorumVote: c.QuorumVote, Active: c.Active})
+}
+
+// parseMember reads ID=ROOT[:VOTES] or ID[:VOTES].
+func parseMember(arg string) (cluster.Member, error) {
+	bad := func(why string) error {
+		return &migrate.UsageError{Err: fmt.Errorf("--member %q: %s", arg, why)}
+	}
+	id, rest, hasRoot := strings.Cut(arg, "=")
+	if !hasRoot {
+		id, rest = "", arg
+	}
+	votes := 1
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 && (hasRoot || i > 0) {
+		n, err := strconv.Atoi(rest[i+1:])
+		if err != nil || n < 0 {
+			return cluster.Member{}, bad(fmt.Sprintf("votes %q are not a number", rest[i+1:]))
+		}
+		votes, rest = n, rest[:i]
+	}
+	if !hasRoot {
+		id, rest = rest, ""
+	}
+	if id == "" || (hasRoot && rest == "") || (!hasRoot && strings.ContainsAny(id, "/")) {
+		return cluster.Member{}, bad("expected ID=ROOT[:VOTES] or ID[:VOTES]")
+	}
+	m := cluster.Member{ID: id, Votes: votes}
+	if hasRoot {
+		root, err := filepath.Abs(rest)
+		if err != nil {
+			return cluster.Member{}, err
+		}
+		m.Root = root
+	}
+	return m, nil
 }
 
 // ClusterCheckCmd is `cluster check setup LEAD`.
@@ -97,11 +132,12 @@ type ClusterCheckCmd struct {
 }
 
 func (c *ClusterCheckCmd) Run(e *env, cc *ClusterCmd) error {
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	problems, err := cl.CheckSetup(c.Lead, c.To)
+	defer done()
+	problems, err := cl.CheckSetup(ctx, c.Lead, c.To)
 	if err != nil {
 		return err
 	}
@@ -122,11 +158,12 @@ type ClusterSetupCmd struct {
 }
 
 func (c *ClusterSetupCmd) Run(e *env, cc *ClusterCmd) error {
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	if err := cl.SetupStage(c.Lead, c.To); err != nil {
+	defer done()
+	if err := cl.SetupStage(ctx, c.Lead, c.To); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "next stage: preinstall")
@@ -136,29 +173,29 @@ func (c *ClusterSetupCmd) Run(e *env, cc *ClusterCmd) error {
 // ClusterStageCmd is a stage without arguments.
 type ClusterStageCmd struct{}
 
-func (c *ClusterStageCmd) Run(e *env, cc *ClusterCmd, ctx *kong.Context) error {
-	cl, err := cc.cluster(e)
+func (c *ClusterStageCmd) Run(e *env, cc *ClusterCmd, kctx *kong.Context) error {
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	stage := ctx.Selected().Name
-	switch stage {
+	defer done()
+	switch kctx.Selected().Name {
 	case cluster.Preinstall:
-		err = cl.PreinstallStage()
+		err = cl.PreinstallStage(ctx)
 	case cluster.Install:
-		err = cl.InstallStage()
+		err = cl.InstallStage(ctx)
 	case cluster.Postinstall:
-		err = cl.PostinstallStage()
+		err = cl.PostinstallStage(ctx)
 	case cluster.Switch:
-		err = cl.SwitchStage()
+		err = cl.SwitchStage(ctx)
 	case cluster.Clean:
-		err = cl.CleanStage()
+		err = cl.CleanStage(ctx)
 	}
 	if err != nil {
 		return err
 	}
-	if st, err := cl.Status(); err == nil && st.Stage != "idle" {
-		fmt.Fprintln(e.stdout, "next stage: "+st.Next)
+	if st, _, err := cl.Store.Load(ctx); err == nil && st.Stage != cluster.Idle {
+		fmt.Fprintln(e.stdout, "next stage: "+st.Next())
 	}
 	return nil
 }
@@ -170,11 +207,12 @@ type ClusterRollCmd struct {
 }
 
 func (c *ClusterRollCmd) Run(e *env, cc *ClusterCmd) error {
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	return cl.RollStage(c.Members, c.Parallel)
+	defer done()
+	return cl.RollStage(ctx, c.Members, c.Parallel)
 }
 
 // ClusterUndoCmd is `cluster undo STAGE [MEMBER]`.
@@ -184,11 +222,12 @@ type ClusterUndoCmd struct {
 }
 
 func (c *ClusterUndoCmd) Run(e *env, cc *ClusterCmd) error {
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	return cl.Undo(c.Stage, c.Member)
+	defer done()
+	return cl.Undo(ctx, c.Stage, c.Member)
 }
 
 // ClusterStatusCmd is `cluster status`.
@@ -197,11 +236,12 @@ type ClusterStatusCmd struct {
 }
 
 func (c *ClusterStatusCmd) Run(e *env, cc *ClusterCmd) error {
-	cl, err := cc.cluster(e)
+	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
-	st, err := cl.Status()
+	defer done()
+	st, err := cl.Status(ctx)
 	if err != nil {
 		return err
 	}
@@ -225,8 +265,96 @@ func (c *ClusterStatusCmd) Run(e *env, cc *ClusterCmd) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.ID, m.Votes, yes(m.Rolled), yes(m.OnTagged), last)
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "\nreports:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tUP\tREPORTED\tHOST\tTREESHIFT\tFORMATS\tSTAMP\tTAGGED\tHEALTHY\tTASK")
+	for _, m := range st.Members {
+		up := "up"
+		if !m.Up {
+			up = "DOWN"
+		}
+		reported, host, ver, formats, stamp, tagged, healthy := "never", "-", "-", "-", "-", "-", "-"
+		if r := m.Report; r != nil {
+			reported = fmt.Sprintf("%.0fs ago", m.Reported)
+			host, ver, stamp, healthy = r.Host, r.Version, strconv.Itoa(r.Stamp), yes(r.Healthy)
+			formats = formatsOf(r)
+			var tags []string
+			for _, t := range r.Tagged {
+				tags = append(tags, "v"+strconv.Itoa(t.Version))
+			}
+			tagged = dash(strings.Join(tags, ","))
+		}
+		task := "-"
+		if t := m.Task; t != nil {
+			task = fmt.Sprintf("%d %s %d %s", t.Seq, t.Action, t.Version, t.State)
+			if m.Rolling {
+				task += " (rolling)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.ID, up, reported, host, ver, formats, stamp, tagged, healthy, task)
+	}
+	tw.Flush()
+	for _, m := range st.Members {
+		if !m.Up {
+			fmt.Fprintln(w, m.Down)
+		}
+	}
+	if len(st.History) > 0 {
+		fmt.Fprintln(w, "\nhistory:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "STAGE\tMEMBER\tSTART\tDURATION\tOUTCOME\tBY\tHOST")
+		for _, h := range st.History {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Stage, dash(h.Member), h.Start.Local().Format(time.DateTime),
+				(time.Duration(h.Seconds * float64(time.Second))).Round(time.Millisecond), h.Outcome, h.By, h.Host)
+		}
+		tw.Flush()
+	}
 	for _, i := range st.Interrupted {
 		fmt.Fprintln(w, "interrupted: "+i)
 	}
 	return nil
+}
+
+// formatsOf lists the formats a member's trees are in.
+func formatsOf(r *cluster.Report) string {
+	seen := map[int]bool{}
+	var out []string
+	for _, t := range r.Trees {
+		if !seen[t.Format] {
+			seen[t.Format] = true
+			out = append(out, strconv.Itoa(t.Format))
+		}
+	}
+	return dash(strings.Join(out, ","))
+}
+
+// ClusterAgentCmd is `cluster agent`.
+type ClusterAgentCmd struct {
+	Member string        `required:"" help:"The member this agent runs for." placeholder:"ID"`
+	TTL    time.Duration `name:"ttl" default:"10s" help:"The agent's lease: the member is down once the agent has not renewed it for this long." placeholder:"DURATION"`
+	Shared string        `help:"The root of cluster-shared trees this member holds (moved at switch)." placeholder:"DIR"`
+}
+
+func (c *ClusterAgentCmd) Run(e *env, cc *ClusterCmd) error {
+	cl, ctx, done, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if c.TTL < time.Second {
+		return &migrate.UsageError{Err: fmt.Errorf("--ttl %s: at least 1s (etcd leases count whole seconds)", c.TTL)}
+	}
+	root, err := filepath.Abs(e.Root)
+	if err != nil {
+		return err
+	}
+	shared := c.Shared
+	if shared != "" {
+		if shared, err = filepath.Abs(shared); err != nil {
+			return err
+		}
+	}
+	a := &cluster.Agent{Member: c.Member, Root: root, Shared: shared, TTL: c.TTL, Live: e.Live, Wait: e.Wait, Report: e.log,
+		Say: cl.Say}
+	return a.Run(ctx, cl.Store)
 }
