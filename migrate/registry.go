@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/durable"
 )
 
 //go:embed directives.rtr
@@ -280,6 +281,13 @@ const maxRTR = 64 << 10
 // and line.
 func Load(root string) (*Registry, error) {
 	r := Default()
+	// Files are looked up within the root: a link on the way that points
+	// out of it is not followed.
+	rt, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, err
+	}
+	defer rt.Close()
 	for _, dir := range FormatDirs {
 		for i := range r.Versions {
 			v := &r.Versions[i]
@@ -287,12 +295,16 @@ func Load(root string) (*Registry, error) {
 				continue // no file names the empty version
 			}
 			name := filepath.Join(dir, strconv.Itoa(v.Number)+".rtr")
-			b, err := readRTR(filepath.Join(root, name))
+			b, err := readRTR(rt, name)
 			if errors.Is(err, fs.ErrNotExist) {
 				continue
 			}
 			if err != nil {
-				return nil, err
+				var pe *fs.PathError
+				if errors.As(err, &pe) {
+					err = pe.Err
+				}
+				return nil, fmt.Errorf("%s: %w", name, err)
 			}
 			if err := r.tighten(v, name, string(b)); err != nil {
 				return nil, err
@@ -304,18 +316,19 @@ func Load(root string) (*Registry, error) {
 
 // readRTR reads a directives file, refusing a link, a special file, or one
 // over maxRTR.
-func readRTR(p string) ([]byte, error) {
-	fi, err := os.Lstat(p)
+func readRTR(rt *os.Root, name string) ([]byte, error) {
+	rel := strings.TrimPrefix(name, "/")
+	fi, err := rt.Lstat(rel)
 	if err != nil {
 		return nil, err
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: a %v where a file of directives belongs", p, fi.Mode().Type())
+		return nil, fmt.Errorf("a %s where a file of directives belongs", durable.Kind(fi.Mode()))
 	}
 	if fi.Size() > maxRTR {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte limit of a file of directives", p, fi.Size(), maxRTR)
+		return nil, fmt.Errorf("%d bytes, over the %d-byte limit of a file of directives", fi.Size(), maxRTR)
 	}
-	return os.ReadFile(p)
+	return rt.ReadFile(rel)
 }
 
 // tighten applies the RTR-style file name (its text) to version v.
