@@ -32,9 +32,10 @@ type Config struct {
 	// directory, as on most systems; an empty list, one filesystem.
 	Mounts []string
 	// States bounds the distinct crash states checked: 0 checks every state
-	// enumerated. The states of the "every unsynced change lost" kind are
-	// always checked; then, in a random order (Seed), those most likely to
-	// find a fault (see specs), then the others.
+	// enumerated. The states of every crash point with every unsynced
+	// change lost (a few dozen) are checked whatever the bound: they decide
+	// when each run committed. Then come, in a random order (Seed), those
+	// most likely to find a fault (see specs), then the others.
 	States int
 	// Random is the number of random subsets of the unsynced changes tried
 	// at each crash point; negative for none.
@@ -60,11 +61,13 @@ type Config struct {
 // Result is what an exploration found.
 type Result struct {
 	Runs []RunStats
-	// Candidates is the number of crash states enumerated, States the
-	// number of distinct ones checked (a recovery and an update each).
-	Candidates, States int
-	Violations         []Violation
-	Elapsed            time.Duration
+	// Enumerated is the number of crash states the explorer generated,
+	// Tried the number it looked at (all of them without a bound), and
+	// States the number of distinct ones among those, each checked once
+	// (a recovery and an update each).
+	Enumerated, Tried, States int
+	Violations                []Violation
+	Elapsed                   time.Duration
 }
 
 // RunStats describes one recorded run.
@@ -77,8 +80,8 @@ type RunStats struct {
 	// Points is the number of crash points (one after each event, and one
 	// before the first).
 	Points int
-	// Candidates and States as in Result, for this run.
-	Candidates, States int
+	// Enumerated, Tried and States as in Result, for this run.
+	Enumerated, Tried, States int
 	// Commit is the event after which every crash state recovers to the
 	// converted system, or "" if there is none.
 	Commit string
@@ -92,7 +95,7 @@ type Violation struct {
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("%s: %s:\n    %s", v.Run, v.State, strings.ReplaceAll(v.Problem, "\n", "\n    "))
+	return fmt.Sprintf("%s\n    in the %s, %s", strings.ReplaceAll(v.Problem, "\n", "\n    "), v.Run, v.State)
 }
 
 // OK reports whether no violation was found.
@@ -109,8 +112,12 @@ func (r *Result) Summary() string {
 	if !r.OK() {
 		verdict = fmt.Sprintf("%d violation(s) of the guarantee", len(r.Violations))
 	}
-	return fmt.Sprintf("%d crash states explored (%d enumerated at %d crash points of %d run(s), %d file operations) in %s: %s",
-		r.States, r.Candidates, points, len(r.Runs), calls, r.Elapsed.Round(time.Millisecond), verdict)
+	of := fmt.Sprintf("every one of the %d", r.Enumerated)
+	if r.Tried < r.Enumerated {
+		of = fmt.Sprintf("a sample of the %d", r.Enumerated)
+	}
+	return fmt.Sprintf("%d crash states explored (%s enumerated at %d crash points of %d run(s), %d file operations; %d tried, duplicates checked once) in %s: %s",
+		r.States, of, points, len(r.Runs), calls, r.Tried, r.Elapsed.Round(time.Millisecond), verdict)
 }
 
 // run is a recorded run and what is known of its crash states.
@@ -202,11 +209,13 @@ func Explore(cfg Config) (*Result, error) {
 		for k := 0; k <= len(r.trace.events); k++ {
 			todo = append(todo, spec{run: r, k: k, mode: allLost})
 		}
+		r.stats.Enumerated = len(r.trace.events) + 1
 	}
 	var first, others []spec
 	for _, r := range runs {
 		f, e, o := r.specs(cfg.Random, cfg.Seed)
 		first, others = append(first, f...), append(append(others, e...), o...)
+		r.stats.Enumerated += len(f) + len(e) + len(o)
 	}
 	if cfg.States > 0 {
 		// A bounded run takes the likeliest states first, then a sample
@@ -218,10 +227,10 @@ func Explore(cfg Config) (*Result, error) {
 	todo = append(append(todo, first...), others...)
 	total := len(todo)
 	if cfg.States > 0 {
-		total = min(total, cfg.States)
+		total = min(total, max(cfg.States, len(runs)*60))
 	}
 	for i, sp := range todo {
-		if cfg.States > 0 && c.checked >= cfg.States {
+		if cfg.States > 0 && c.checked >= cfg.States && sp.mode != allLost {
 			break
 		}
 		if len(res.Violations) >= cfg.Stop {
@@ -239,11 +248,12 @@ func Explore(cfg Config) (*Result, error) {
 	}
 	res.States = c.checked
 	for i, r := range runs {
-		res.Runs[i].Candidates, res.Runs[i].States = r.stats.Candidates, r.stats.States
+		res.Runs[i].Enumerated, res.Runs[i].Tried, res.Runs[i].States = r.stats.Enumerated, r.stats.Tried, r.stats.States
 		if r.commit >= 0 {
 			res.Runs[i].Commit = r.trace.describe(spec{k: r.commit, mode: allLost}, nil)
 		}
-		res.Candidates += r.stats.Candidates
+		res.Enumerated += r.stats.Enumerated
+		res.Tried += r.stats.Tried
 	}
 	return res, nil
 }
@@ -470,7 +480,7 @@ func (s *state) read(p string) string {
 // judge checks the crash state sp and records what is wrong with it.
 func (c *checker) judge(sp spec, res *Result) error {
 	r := sp.run
-	r.stats.Candidates++
+	r.stats.Tried++
 	s, lost := r.trace.build(sp)
 	fp := s.fingerprint(r.trace.files)
 	o, seen := c.cache[fp]
@@ -500,7 +510,7 @@ func (c *checker) judge(sp spec, res *Result) error {
 			Problem: fmt.Sprintf("the run had returned, yet recovery leaves the system %s:\n%s", c.words(o.class), o.detail)})
 	case r.commit >= 0 && sp.k >= r.commit && !done:
 		res.Violations = append(res.Violations, Violation{Run: r.name, State: r.trace.describe(sp, lost),
-			Problem: fmt.Sprintf("a crash after point %d recovers to the converted system, yet this later one recovers to the system before the run: a committed update came undone", r.commit)})
+			Problem: fmt.Sprintf("the system went back after it was converted: a crash at point %d with every unsynced change lost recovers to the converted system, yet this later one to the system before the run; the run moved on before its outcome was durable", r.commit)})
 	}
 	return nil
 }

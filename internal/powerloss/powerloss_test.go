@@ -61,8 +61,8 @@ func report(t *testing.T, res *Result) {
 	t.Helper()
 	t.Log(res.Summary())
 	for _, r := range res.Runs {
-		t.Logf("%s: %d calls, %d units, %d syncs; %d crash points, %d states enumerated, %d checked; committed %s",
-			r.Name, r.Calls, r.Units, r.Syncs, r.Points, r.Candidates, r.States, r.Commit)
+		t.Logf("%s: %d calls, %d units, %d syncs; %d crash points, %d states enumerated, %d tried, %d checked; committed at %s",
+			r.Name, r.Calls, r.Units, r.Syncs, r.Points, r.Enumerated, r.Tried, r.States, r.Commit)
 	}
 }
 
@@ -78,10 +78,10 @@ func TestPowerLossAtEveryPoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	report(t, res)
 	for _, v := range res.Violations {
 		t.Error(v)
 	}
+	report(t, res)
 	if len(res.Runs) != 3 {
 		t.Fatalf("%d runs recorded, want the update and two recoveries", len(res.Runs))
 	}
