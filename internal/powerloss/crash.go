@@ -38,7 +38,7 @@ func optional(u *unit, k int) bool {
 
 // groups lists the groups of the units unsynced at crash point k, in the
 // order they first appear.
-func (t *Trace) groups(k int) []groupKey {
+func (t *trace) groups(k int) []groupKey {
 	seen := map[groupKey]bool{}
 	var out []groupKey
 	for _, e := range t.events[:k] {
@@ -52,7 +52,7 @@ func (t *Trace) groups(k int) []groupKey {
 
 // build makes the crash state sp chooses, and says which unsynced units it
 // lost and cut.
-func (t *Trace) build(sp spec) (*state, []string) {
+func (t *trace) build(sp spec) (*state, []string) {
 	keep := map[*unit]bool{}
 	torn := map[*unit]bool{}
 	var rng *rand.Rand
@@ -137,7 +137,7 @@ func names(u *unit, ns []ino) bool {
 }
 
 // describe says which crash state sp is, for a report.
-func (t *Trace) describe(sp spec, lost []string) string {
+func (t *trace) describe(sp spec, lost []string) string {
 	at := "before the first operation"
 	if sp.k > 0 {
 		e := t.events[sp.k-1]
@@ -171,7 +171,7 @@ func (t *Trace) describe(sp spec, lost []string) string {
 	return msg
 }
 
-func (t *Trace) groupName(g groupKey) string {
+func (t *trace) groupName(g groupKey) string {
 	p := t.files.inodes[g.n].path
 	if g.kind == 'e' {
 		return "directory " + p
@@ -185,7 +185,7 @@ func (t *Trace) groupName(g groupKey) string {
 // run's changes become visible), or the data of a file the run renames
 // into place (an atomic write). The other groups are the insides of
 // directories the run made, which nothing names until a sync.
-func (t *Trace) weighty(g groupKey) bool {
+func (t *trace) weighty(g groupKey) bool {
 	if g.kind == 'e' {
 		return int(g.n) < t.baseN
 	}

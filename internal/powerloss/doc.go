@@ -5,7 +5,7 @@
 //
 // # Recording
 //
-// A Recorder is a durable.FS wrapped around the real one (the engine's
+// A recorder is a durable.FS wrapped around the real one (the engine's
 // Options.WrapFS): every call is made on the host as usual, and recorded,
 // in order, in the terms of a model of the filesystem — inodes, and
 // directories mapping names to them. Each call becomes the changes it is

@@ -45,17 +45,18 @@ type Config struct {
 	// that rolls back and one that completes, and explores their crash
 	// states: a crash during recovery must be recoverable too.
 	Recovery bool
-	// Drop leaves syncs out of the traces (see Recorder.Drop): the states
-	// are then those of a run that never made them.
+	// Drop, if set, leaves the syncs it returns true for out of the traces:
+	// the states are then those of a run that never made them (the host
+	// still does, which changes nothing about the trace).
 	Drop func(Sync) bool
 	// Scratch is where crash states are written and checked (default: a
 	// temporary directory, removed at the end).
 	Scratch string
 	// Stop ends the exploration after this many violations (default 5).
 	Stop int
-	// Progress, if set, is called now and then with the number of states
-	// checked and to check.
-	Progress func(checked, total int)
+	// Progress, if set, is called now and then with the number of crash
+	// states checked so far.
+	Progress func(checked int)
 }
 
 // Result is what an exploration found.
@@ -123,7 +124,7 @@ func (r *Result) Summary() string {
 // run is a recorded run and what is known of its crash states.
 type run struct {
 	name  string
-	trace *Trace
+	trace *trace
 	stats *RunStats
 	// commit is the first crash point whose every-change-lost state
 	// recovers to the converted system (-1: none yet known).
@@ -190,7 +191,11 @@ func Explore(cfg Config) (*Result, error) {
 	}
 	runs := []*run{upd.run}
 	if cfg.Recovery {
-		for _, r := range upd.recoveries(c) {
+		starts, err := upd.recoveries(c)
+		if err != nil {
+			return res, err
+		}
+		for _, r := range starts {
 			rec, err := c.record(r.name, r.root)
 			if err != nil {
 				return res, err
@@ -225,10 +230,6 @@ func Explore(cfg Config) (*Result, error) {
 		rng.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 	}
 	todo = append(append(todo, first...), others...)
-	total := len(todo)
-	if cfg.States > 0 {
-		total = min(total, max(cfg.States, len(runs)*60))
-	}
 	for i, sp := range todo {
 		if cfg.States > 0 && c.checked >= cfg.States && sp.mode != allLost {
 			break
@@ -242,8 +243,8 @@ func Explore(cfg Config) (*Result, error) {
 		if err := c.judge(sp, res); err != nil {
 			return res, err
 		}
-		if cfg.Progress != nil && i%50 == 0 {
-			cfg.Progress(c.checked, total)
+		if cfg.Progress != nil && i%100 == 0 {
+			cfg.Progress(c.checked)
 		}
 	}
 	res.States = c.checked
@@ -353,7 +354,7 @@ func (c *checker) record(name, src string) (*recorded, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rec *Recorder
+	var rec *recorder
 	e, done, err := c.open(root, func(inner durable.FS) durable.FS {
 		rec = newRecorder(inner, f, base)
 		rec.Drop = c.cfg.Drop
@@ -367,7 +368,7 @@ func (c *checker) record(name, src string) (*recorded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s of the staged system in %s: %w", name, root, err)
 	}
-	if err := rec.Err(); err != nil {
+	if err := rec.failure(); err != nil {
 		return nil, fmt.Errorf("%s: the recorder lost track of the run: %w", name, err)
 	}
 	// The model must hold exactly what the run left on disk, or the
@@ -386,7 +387,7 @@ func (c *checker) record(name, src string) (*recorded, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &RunStats{Name: name, Calls: t.Calls, Units: t.Units(), Syncs: t.Syncs(), Dropped: t.Dropped, Points: len(t.events) + 1}
+	st := &RunStats{Name: name, Calls: t.Calls, Units: t.units(), Syncs: t.syncs(), Dropped: t.Dropped, Points: len(t.events) + 1}
 	return &recorded{run: &run{name: name, trace: t, stats: st, commit: -1}, end: end}, nil
 }
 
@@ -430,8 +431,9 @@ type start struct{ name, root string }
 // recoveries writes two crash states of the update to recover from: the
 // richest one that rolls back (the journal open and not committed, every
 // unsynced change kept) and the poorest one that completes (the journal
-// committed, every unsynced change lost).
-func (r *recorded) recoveries(c *checker) []start {
+// committed, every unsynced change lost). A run that has no such state
+// (one whose journal is never durably committed) has no such recovery.
+func (r *recorded) recoveries(c *checker) ([]start, error) {
 	t := r.trace
 	jr := path.Join(c.cfg.Owner.SystemDir(), "journal", "update")
 	var out []start
@@ -455,14 +457,14 @@ func (r *recorded) recoveries(c *checker) []start {
 		s, _ := t.build(spec{k: x.k, mode: x.mode})
 		dir, err := os.MkdirTemp(c.scratch, "start")
 		if err != nil {
-			continue
+			return nil, err
 		}
 		if err := s.materialize(t.files, dir); err != nil {
-			continue
+			return nil, fmt.Errorf("write a crash state in %s: %w", dir, err)
 		}
 		out = append(out, start{fmt.Sprintf("%s (from the update's %s)", x.name, t.describe(spec{k: x.k, mode: x.mode}, nil)), dir})
 	}
-	return out
+	return out, nil
 }
 
 // read returns the content of the file at p in s, or "".

@@ -11,7 +11,7 @@ import (
 
 // newTestRecorder returns a recorder on a fresh root holding /a/old ("old") and
 // the directory /a/m, with the given mounts.
-func newTestRecorder(t *testing.T, mounts ...string) (*Recorder, string) {
+func newTestRecorder(t *testing.T, mounts ...string) (*recorder, string) {
 	t.Helper()
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "a/m"), 0o755)
@@ -31,7 +31,7 @@ func newTestRecorder(t *testing.T, mounts ...string) (*Recorder, string) {
 
 // at returns what p holds in the state sp chooses at the end of r's
 // trace: its content, "<dir>", "-> TARGET", or "<none>" when it is missing.
-func at(r *Recorder, mode byte, g groupKey, p string) string {
+func at(r *recorder, mode byte, g groupKey, p string) string {
 	t := r.trace
 	s, _ := t.build(spec{k: len(t.events), mode: mode, g: g})
 	n, _, _, err := s.lookup(p)
@@ -156,7 +156,7 @@ func TestModelRules(t *testing.T) {
 		must(t, r.Chmod("/a/d/e", 0o700))
 		must(t, r.RemoveAll("/a/m"))
 		must(t, r.Remove("/a/old"))
-		if err := r.Err(); err != nil {
+		if err := r.failure(); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := r.vol.describe(r.trace.files), describeHost(root); got != want {

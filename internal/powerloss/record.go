@@ -67,14 +67,14 @@ type event struct {
 	sync *syncEvent
 }
 
-// Trace is the recorded operations of one run from a durable starting
+// trace is the recorded operations of one run from a durable starting
 // state.
-type Trace struct {
+type trace struct {
 	files  *files
 	base   *state
 	events []event
 	// Calls is the number of FS calls that changed something or synced;
-	// Dropped the syncs left out of the trace (Recorder.Drop).
+	// Dropped the syncs left out of the trace (Config.Drop).
 	Calls, Dropped int
 	// baseN is the number of inodes the run started with: the others it
 	// made.
@@ -82,7 +82,7 @@ type Trace struct {
 }
 
 // Units and Syncs count the trace's events.
-func (t *Trace) Units() int {
+func (t *trace) units() int {
 	n := 0
 	for _, e := range t.events {
 		if e.unit != nil {
@@ -92,9 +92,9 @@ func (t *Trace) Units() int {
 	return n
 }
 
-func (t *Trace) Syncs() int { return len(t.events) - t.Units() }
+func (t *trace) syncs() int { return len(t.events) - t.units() }
 
-// Sync describes a sync the recorder saw, for Recorder.Drop.
+// Sync describes a sync the recorder saw, for Config.Drop.
 type Sync struct {
 	// Kind is "fsync", "syncdir" or "syncfs"; Path is what was synced,
 	// inside the root; Call the FS call it is part of: "fsync", "syncdir",
@@ -105,11 +105,11 @@ type Sync struct {
 	N int
 }
 
-// Recorder is a durable.FS that does every operation on the FS it wraps and
+// recorder is a durable.FS that does every operation on the FS it wraps and
 // records it in a trace. It serializes the calls it is given, so the trace
 // is one order the host saw them in; the engine is run with one worker, so
 // that order is the same from run to run.
-type Recorder struct {
+type recorder struct {
 	inner durable.FS
 	// Drop, if set, leaves the syncs it returns true for out of the trace:
 	// the explorer then judges a run that never made them (the host still
@@ -118,33 +118,33 @@ type Recorder struct {
 
 	mu    sync.Mutex
 	vol   *state // the state the run sees
-	trace *Trace
+	trace *trace
 	tmp   int // numbers temporary names
 	syncs int
 	err   error
 }
 
-// NewRecorder returns a recorder of calls to inner, whose root holds
+// newRecorder returns a recorder of calls to inner, whose root holds
 // base (a scan of it) with the files f.
-func newRecorder(inner durable.FS, f *files, base *state) *Recorder {
-	return &Recorder{inner: inner, vol: base.clone(), trace: &Trace{files: f, base: base, baseN: len(f.inodes)}}
+func newRecorder(inner durable.FS, f *files, base *state) *recorder {
+	return &recorder{inner: inner, vol: base.clone(), trace: &trace{files: f, base: base, baseN: len(f.inodes)}}
 }
 
 // Err is the first call the recorder could not model: the trace is then
 // not the run's.
-func (r *Recorder) Err() error {
+func (r *recorder) failure() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.err
 }
 
-func (r *Recorder) fail(err error) {
+func (r *recorder) fail(err error) {
 	if r.err == nil {
 		r.err = err
 	}
 }
 
-func (r *Recorder) emit(u *unit) {
+func (r *recorder) emit(u *unit) {
 	if len(u.sets) == 0 && len(u.dels) == 0 && u.data == nil && u.perm == nil {
 		return
 	}
@@ -165,7 +165,7 @@ func (r *Recorder) emit(u *unit) {
 	}
 }
 
-func (r *Recorder) emitSync(kind, p, call string, n ino, fsys int) {
+func (r *recorder) emitSync(kind, p, call string, n ino, fsys int) {
 	r.syncs++
 	if r.Drop != nil && r.Drop(Sync{Kind: kind, Path: p, Call: call, N: r.syncs}) {
 		r.trace.Dropped++
@@ -174,7 +174,7 @@ func (r *Recorder) emitSync(kind, p, call string, n ino, fsys int) {
 	r.trace.events = append(r.trace.events, event{sync: &syncEvent{kind: kind, n: n, fs: fsys, what: kind + " " + p}})
 }
 
-func (r *Recorder) newInode(p string, k kind, perm fs.FileMode, target string) ino {
+func (r *recorder) newInode(p string, k kind, perm fs.FileMode, target string) ino {
 	f := r.trace.files
 	n := f.add(inode{kind: k, perm: perm.Perm() | perm&fs.ModeSticky, target: target, fs: f.fsOf(p), path: p})
 	if k == kDir {
@@ -191,22 +191,22 @@ func entry(d ino, fsys int, what string) *unit {
 
 // tmpName is a temporary name as renameio makes them: a dot, the name, and
 // digits, which is what the sweeps of the next run look for.
-func (r *Recorder) tmpName(base string) string {
+func (r *recorder) tmpName(base string) string {
 	r.tmp++
 	return "." + base + strconv.Itoa(1000000000+r.tmp)
 }
 
 // Host and the reads pass through.
 
-func (r *Recorder) Host(p string) string                         { return r.inner.Host(p) }
-func (r *Recorder) Lstat(p string) (fs.FileInfo, error)          { return r.inner.Lstat(p) }
-func (r *Recorder) ReadFile(p string, max int64) ([]byte, error) { return r.inner.ReadFile(p, max) }
-func (r *Recorder) ReadDir(p string) ([]fs.DirEntry, error)      { return r.inner.ReadDir(p) }
-func (r *Recorder) Readlink(p string) (string, error)            { return r.inner.Readlink(p) }
+func (r *recorder) Host(p string) string                         { return r.inner.Host(p) }
+func (r *recorder) Lstat(p string) (fs.FileInfo, error)          { return r.inner.Lstat(p) }
+func (r *recorder) ReadFile(p string, max int64) ([]byte, error) { return r.inner.ReadFile(p, max) }
+func (r *recorder) ReadDir(p string) ([]fs.DirEntry, error)      { return r.inner.ReadDir(p) }
+func (r *recorder) Readlink(p string) (string, error)            { return r.inner.Readlink(p) }
 
 // call runs do under the lock, counting it, and models it with model if it
 // succeeded.
-func (r *Recorder) call(do func() error, model func() error) error {
+func (r *recorder) call(do func() error, model func() error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := do(); err != nil {
@@ -219,7 +219,7 @@ func (r *Recorder) call(do func() error, model func() error) error {
 	return nil
 }
 
-func (r *Recorder) Mkdir(p string, perm fs.FileMode) error {
+func (r *recorder) Mkdir(p string, perm fs.FileMode) error {
 	return r.call(func() error { return r.inner.Mkdir(p, perm) }, func() error {
 		d, name, err := r.vol.parent(p)
 		if err != nil {
@@ -232,7 +232,7 @@ func (r *Recorder) Mkdir(p string, perm fs.FileMode) error {
 	})
 }
 
-func (r *Recorder) create(p string, data []byte, perm fs.FileMode, what string) error {
+func (r *recorder) create(p string, data []byte, perm fs.FileMode, what string) error {
 	d, name, err := r.vol.parent(p)
 	if err != nil {
 		return err
@@ -246,19 +246,19 @@ func (r *Recorder) create(p string, data []byte, perm fs.FileMode, what string) 
 	return nil
 }
 
-func (r *Recorder) Create(p string, data []byte, perm fs.FileMode) error {
+func (r *recorder) Create(p string, data []byte, perm fs.FileMode) error {
 	return r.call(func() error { return r.inner.Create(p, data, perm) }, func() error {
 		return r.create(p, data, perm, "create")
 	})
 }
 
-func (r *Recorder) Symlink(target, p string) error {
+func (r *recorder) Symlink(target, p string) error {
 	return r.call(func() error { return r.inner.Symlink(target, p) }, func() error {
 		return r.symlink(target, p)
 	})
 }
 
-func (r *Recorder) symlink(target, p string) error {
+func (r *recorder) symlink(target, p string) error {
 	d, name, err := r.vol.parent(p)
 	if err != nil {
 		return err
@@ -271,7 +271,7 @@ func (r *Recorder) symlink(target, p string) error {
 
 // Link fails with durable.ErrCrossDevice between two filesystems of the
 // model, as the host would between two real ones: the caller copies.
-func (r *Recorder) Link(old, p string) error {
+func (r *recorder) Link(old, p string) error {
 	r.mu.Lock()
 	f := r.trace.files
 	cross := f.fsOf(old) != f.fsOf(path.Dir(p))
@@ -295,7 +295,7 @@ func (r *Recorder) Link(old, p string) error {
 	})
 }
 
-func (r *Recorder) Rename(old, p string) error {
+func (r *recorder) Rename(old, p string) error {
 	r.mu.Lock()
 	f := r.trace.files
 	cross := f.fsOf(path.Dir(old)) != f.fsOf(path.Dir(p))
@@ -311,7 +311,7 @@ func (r *Recorder) Rename(old, p string) error {
 // rename is one unit: a journaling filesystem logs a rename as one
 // change of both directories, so it persists whole or not at all, and it is
 // durable once the directory it renames into is synced.
-func (r *Recorder) rename(old, p, what string) error {
+func (r *recorder) rename(old, p, what string) error {
 	n, od, oname, err := r.vol.lookup(old)
 	if err != nil {
 		return err
@@ -330,13 +330,13 @@ func (r *Recorder) rename(old, p, what string) error {
 	return nil
 }
 
-func (r *Recorder) Remove(p string) error {
+func (r *recorder) Remove(p string) error {
 	return r.call(func() error { return r.inner.Remove(p) }, func() error {
 		return r.remove(p, "remove "+p)
 	})
 }
 
-func (r *Recorder) remove(p, what string) error {
+func (r *recorder) remove(p, what string) error {
 	n, d, name, err := r.vol.lookup(p)
 	if err != nil {
 		return err
@@ -349,7 +349,7 @@ func (r *Recorder) remove(p, what string) error {
 
 // RemoveAll is a removal of each directory's entries, deepest first, then
 // of p: one unit a directory, as each is its own change on disk.
-func (r *Recorder) RemoveAll(p string) error {
+func (r *recorder) RemoveAll(p string) error {
 	return r.call(func() error { return r.inner.RemoveAll(p) }, func() error {
 		n, d, name, err := r.vol.lookup(p)
 		if errors.Is(err, errNotFound) {
@@ -385,11 +385,11 @@ func (r *Recorder) RemoveAll(p string) error {
 
 // Chown changes nothing the model holds: every file of a crash state is
 // made by the process that checks it.
-func (r *Recorder) Chown(p string, uid, gid int) error {
+func (r *recorder) Chown(p string, uid, gid int) error {
 	return r.call(func() error { return r.inner.Chown(p, uid, gid) }, func() error { return nil })
 }
 
-func (r *Recorder) Chmod(p string, perm fs.FileMode) error {
+func (r *recorder) Chmod(p string, perm fs.FileMode) error {
 	return r.call(func() error { return r.inner.Chmod(p, perm) }, func() error {
 		n, _, _, err := r.vol.lookup(p)
 		if err != nil {
@@ -401,7 +401,7 @@ func (r *Recorder) Chmod(p string, perm fs.FileMode) error {
 	})
 }
 
-func (r *Recorder) WriteFile(p string, data []byte, perm fs.FileMode) error {
+func (r *recorder) WriteFile(p string, data []byte, perm fs.FileMode) error {
 	return r.WriteStream(p, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
@@ -410,7 +410,7 @@ func (r *Recorder) WriteFile(p string, data []byte, perm fs.FileMode) error {
 
 // WriteStream is renameio's atomic write: a temporary file beside p, its
 // data, an fsync of it, and a rename over p.
-func (r *Recorder) WriteStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+func (r *recorder) WriteStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
 	var buf bytes.Buffer
 	return r.call(func() error {
 		return r.inner.WriteStream(p, perm, func(w io.Writer) error { return write(io.MultiWriter(w, &buf)) })
@@ -431,7 +431,7 @@ func (r *Recorder) WriteStream(p string, perm fs.FileMode, write func(w io.Write
 // SwapSymlink is renameio's: a plain symlink when p does not exist; else a
 // temporary directory beside p, the new link in it, a rename of the link
 // over p, and the removal of the directory.
-func (r *Recorder) SwapSymlink(target, p string) error {
+func (r *recorder) SwapSymlink(target, p string) error {
 	r.mu.Lock()
 	_, _, _, err := r.vol.lookup(p)
 	exists := err == nil
@@ -458,7 +458,7 @@ func (r *Recorder) SwapSymlink(target, p string) error {
 	})
 }
 
-func (r *Recorder) Fsync(p string) error {
+func (r *recorder) Fsync(p string) error {
 	return r.call(func() error { return r.inner.Fsync(p) }, func() error {
 		n, _, _, err := r.vol.lookup(p)
 		if err != nil {
@@ -469,7 +469,7 @@ func (r *Recorder) Fsync(p string) error {
 	})
 }
 
-func (r *Recorder) SyncDir(p string) error {
+func (r *recorder) SyncDir(p string) error {
 	return r.call(func() error { return r.inner.SyncDir(p) }, func() error {
 		n, _, _, err := r.vol.lookup(p)
 		if err != nil {
@@ -480,7 +480,7 @@ func (r *Recorder) SyncDir(p string) error {
 	})
 }
 
-func (r *Recorder) SyncFS(p string) error {
+func (r *recorder) SyncFS(p string) error {
 	return r.call(func() error { return r.inner.SyncFS(p) }, func() error {
 		r.emitSync("syncfs", p, "syncfs", 0, r.trace.files.fsOf(p))
 		return nil
@@ -489,7 +489,7 @@ func (r *Recorder) SyncFS(p string) error {
 
 // OpenLock creates the lock file when asked to and it is missing: an empty
 // file, like any other.
-func (r *Recorder) OpenLock(p string, create bool) (durable.LockFile, error) {
+func (r *recorder) OpenLock(p string, create bool) (durable.LockFile, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	_, _, _, missing := r.vol.lookup(p)
@@ -504,7 +504,7 @@ func (r *Recorder) OpenLock(p string, create bool) (durable.LockFile, error) {
 }
 
 // finish computes, for every unit, the first sync that makes it durable.
-func (t *Trace) finish() {
+func (t *trace) finish() {
 	for i, e := range t.events {
 		s := e.sync
 		if s == nil {

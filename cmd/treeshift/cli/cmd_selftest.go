@@ -54,8 +54,8 @@ func (c *SelftestCrashCmd) Run(e *env) error {
 	e.log.printf(2, "sampling crash states with seed %d", seed)
 	res, err := powerloss.Explore(powerloss.Config{
 		Owner: o, States: c.States, Recovery: true, Scratch: scratch, Seed: seed,
-		Progress: func(checked, total int) {
-			e.log.printf(3, "checked %d of %d crash states", checked, total)
+		Progress: func(checked int) {
+			e.log.printf(3, "checked %d crash states", checked)
 		},
 	})
 	if err != nil {
