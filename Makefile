@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-cluster fuzz clean
+.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-cluster fuzz crash mutants clean
 
 build: man
 	$(GO) build -o $(BIN) ./cmd/treeshift
@@ -38,6 +38,23 @@ demo-cluster: build
 # parallel rolls under quorum, an agent killed, the refusal and the recovery.
 demo-cluster-etcd: build
 	TREESHIFT=$(BIN) ./demo/cluster-etcd.sh
+
+# Durability at every point (docs/DURABILITY.md), where make test takes a
+# sample: the power-loss explorer over every crash state it enumerates, and
+# with each sync left out; errors injected at every durable call; the
+# faultinject binary killed at every durable step (update, dry run, cluster
+# stages); power losses on loop devices at every step (as root; dm-flakey
+# where device-mapper exists). Without -race: the runs are many, and each
+# is a run make test already has under the race detector. Prints the
+# figures, and the reason of each test skipped.
+CRASH_TESTS = PowerLoss|EverySyncIsNeeded|InjectedErrors|CrashAtEveryDurableStep|DryRunPredicts|OutsideWriter|StagesKilledAtEveryStep
+crash:
+	TREESHIFT_CRASH_ALL=1 $(GO) run ./internal/testrun -show '$(CRASH_TESTS)' -count=1 -timeout 60m -run '$(CRASH_TESTS)' ./internal/powerloss ./migrate ./cluster
+
+# Each safety of the transition taken out in turn, on a copy of the module:
+# a test must fail for each (internal/mutants).
+mutants:
+	$(GO) run ./internal/mutants
 
 # Go benchmarks, then end-to-end update timings against cp -a + sync.
 bench: build

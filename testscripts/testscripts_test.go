@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 // staged reports whether a treeshift command line stays inside a staged
 // root: a script that loses its --root (a mangled variable, say) must not
 // reach the machine running the tests. formats, version and help read
-// nothing; cluster works on the member roots its store names.
+// nothing; cluster works on the member roots its store names; selftest
+// stages its own system under TMPDIR.
 func staged(args []string) bool {
 	for _, a := range args {
 		if a == "--root" || strings.HasPrefix(a, "--root=") {
@@ -47,7 +48,7 @@ func staged(args []string) bool {
 	}
 	for _, a := range args {
 		if !strings.HasPrefix(a, "-") {
-			return a == "formats" || a == "cluster" || a == "version" || a == "help"
+			return a == "formats" || a == "cluster" || a == "version" || a == "help" || a == "selftest"
 		}
 	}
 	// No command at all, or --version: nothing is read.

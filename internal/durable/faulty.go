@@ -11,18 +11,24 @@ import (
 // write, rename or sync leaves behind. Every call that changes something or
 // syncs is counted; the Nth one returns Err — without doing its work, or,
 // with After, after doing it (a rename done whose directory sync then
-// failed looks like that to the caller). Reads are passed through.
+// failed looks like that to the caller). With Sticky, every call from the
+// Nth on fails. Reads are passed through.
 type Faulty struct {
 	FS
 	// N is the call to fail, from 1; 0 fails none and only counts.
 	N     int
 	Err   error
 	After bool
+	// Sticky fails every call from the Nth on, as a disk that filled up or
+	// died would: the undo of what failed fails too.
+	Sticky bool
 
 	mu    sync.Mutex
 	count int
-	// Failed describes the call that failed, once it has.
+	// Failed describes the first call that failed, once one has.
 	Failed string
+	// Calls lists the calls counted, each as its operation and path.
+	Calls []string
 }
 
 // Count is the number of calls counted so far.
@@ -36,8 +42,9 @@ func (f *Faulty) Count() int {
 func (f *Faulty) call(op, p string, do func() error) error {
 	f.mu.Lock()
 	f.count++
-	fail := f.count == f.N
-	if fail {
+	f.Calls = append(f.Calls, op+" "+p)
+	fail := f.count == f.N || f.Sticky && f.N > 0 && f.count > f.N
+	if fail && f.Failed == "" {
 		f.Failed = op + " " + p
 	}
 	f.mu.Unlock()
@@ -113,5 +120,5 @@ func (f *Faulty) SyncFS(p string) error {
 }
 
 func (f *Faulty) String() string {
-	return fmt.Sprintf("call %d fails with %v (after: %v)", f.N, f.Err, f.After)
+	return fmt.Sprintf("call %d fails with %v (after: %v, sticky: %v)", f.N, f.Err, f.After, f.Sticky)
 }

@@ -4,10 +4,12 @@
 // invisible in go test's summary ("ok"), so a test suite that quietly stopped
 // exercising s6 or the root-only paths would look green.
 //
-//	go run ./internal/testrun [-fail-skips REGEXP] [go test flags] PACKAGES
+//	go run ./internal/testrun [-fail-skips REGEXP] [-show REGEXP] [go test flags] PACKAGES
 //
 // With -fail-skips, a skip whose reason matches REGEXP fails the run: CI
 // installs s6 and runs as root, so a skip there hides a broken install step.
+// With -show, the output of the tests whose name matches REGEXP is printed
+// even when they pass: the figures a long run reports (make crash).
 // The tests run with TMPDIR set to a fresh directory, which must be empty
 // when they end: a test that leaves files behind (a built binary, a staged
 // root) fills the machine's /tmp a little more on every run, and fails it.
@@ -37,14 +39,19 @@ type event struct {
 
 func main() {
 	args := os.Args[1:]
-	var forbid *regexp.Regexp
-	if len(args) >= 2 && args[0] == "-fail-skips" {
+	var forbid, show *regexp.Regexp
+	for len(args) >= 2 && (args[0] == "-fail-skips" || args[0] == "-show") {
 		re, err := regexp.Compile(args[1])
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "testrun: -fail-skips:", err)
+			fmt.Fprintf(os.Stderr, "testrun: %s: %v\n", args[0], err)
 			os.Exit(2)
 		}
-		forbid, args = re, args[2:]
+		if args[0] == "-show" {
+			show = re
+		} else {
+			forbid = re
+		}
+		args = args[2:]
 	}
 	tmp, err := os.MkdirTemp("", "treeshift-testrun")
 	if err != nil {
@@ -70,7 +77,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
 		os.Exit(2)
 	}
-	skips := report(out, os.Stdout)
+	skips := report(out, os.Stdout, show)
 	err = cmd.Wait()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -97,8 +104,9 @@ func main() {
 }
 
 // report copies what matters of the event stream to w and returns the
-// skipped tests by reason.
-func report(r io.Reader, w io.Writer) map[string][]string {
+// skipped tests by reason. The output of a passing test is dropped unless
+// its name matches show.
+func report(r io.Reader, w io.Writer, show *regexp.Regexp) map[string][]string {
 	logs := map[string][]string{} // package/test -> its output
 	skips := map[string][]string{}
 	sc := bufio.NewScanner(r)
@@ -134,6 +142,13 @@ func report(r io.Reader, w io.Writer) map[string][]string {
 			}
 			delete(logs, key)
 		case "pass":
+			if e.Test != "" && show != nil && show.MatchString(e.Test) {
+				for _, l := range logs[key] {
+					if !strings.HasPrefix(l, "=== ") {
+						fmt.Fprint(w, l)
+					}
+				}
+			}
 			delete(logs, key)
 		}
 	}

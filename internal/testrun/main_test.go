@@ -25,9 +25,15 @@ func TestReport(t *testing.T) {
 {"Action":"output","Package":"p/b","Output":"ok  \tp/b\t0.1s\n"}
 `
 	var out bytes.Buffer
-	skips := report(strings.NewReader(stream), &out)
+	skips := report(strings.NewReader(stream), &out, nil)
 	if !strings.Contains(out.String(), "boom") || strings.Contains(out.String(), "chatter") {
 		t.Errorf("output:\n%s", out.String())
+	}
+	// With -show, a passing test's output is printed too.
+	var shown bytes.Buffer
+	report(strings.NewReader(stream), &shown, regexp.MustCompile("^TestZ$"))
+	if !strings.Contains(shown.String(), "z_test.go:3: chatter of a passing test") {
+		t.Errorf("output with -show TestZ:\n%s", shown.String())
 	}
 	if !strings.Contains(out.String(), "ok  \tp/b") {
 		t.Errorf("package line missing:\n%s", out.String())

@@ -60,6 +60,7 @@ type CLI struct {
 	Status    StatusCmd    `cmd:"" help:"Show everything a transition preserves, for some or all trees."`
 	Reverse   ReverseCmd   `cmd:"" help:"Print a script of the commands that recreate the trees as they are."`
 	Formats   FormatsCmd   `cmd:"" help:"List the known format versions and their upgrade_from directives."`
+	Selftest  SelftestCmd  `cmd:"" help:"Check on this machine what treeshift promises: selftest crash."`
 	Plan      PlanCmd      `cmd:"" help:"Show how each tree would move to a format version, and whether it may now."`
 	Version   VersionCmd   `cmd:"" help:"Print treeshift's version and the format versions it knows."`
 	Help      HelpCmd      `cmd:"" help:"Show the help of a command: treeshift help [COMMAND...]."`
