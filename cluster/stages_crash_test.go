@@ -119,10 +119,7 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 			if steps < 5 {
 				t.Fatalf("%v traced %d steps:\n%s", c.stage, steps, out)
 			}
-			stride := 1
-			if os.Getenv("TREESHIFT_CRASH_ALL") == "" {
-				stride = 4 // make crash runs every step
-			}
+			stride := faulttest.Stride(8)
 			for k := 1; k <= steps; k += stride {
 				dir := copyCluster(t, staged)
 				args := append([]string{"cluster", "--store", filepath.Join(dir, "store")}, c.stage...)

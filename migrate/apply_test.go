@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/treeshift/treeshift/internal/faulttest"
 )
 
 // applyConfig is the configuration of stageRoot's system (reverse --json)
@@ -122,10 +124,7 @@ func TestApplyKilledAtEveryStep(t *testing.T) {
 	}
 	want := normalizedStatus(t, bin, probe, 0)
 	steps := len(regexp.MustCompile(`(?m)^step \d+: `).FindAllString(out, -1))
-	stride := 1
-	if os.Getenv("TREESHIFT_CRASH_ALL") == "" {
-		stride = 3 // make crash runs them all
-	}
+	stride := faulttest.Stride(3)
 	resumed := 0
 	for n := 1; n <= steps; n += stride {
 		root := copyRoot(t, staged)

@@ -150,7 +150,7 @@ func TestCrashAtEveryDurableStep(t *testing.T) {
 	t.Logf("a full update takes %d durable steps", steps)
 
 	var rolledBack, completed int
-	for n := 1; n <= steps; n++ {
+	for n := 1; n <= steps; n += faulttest.Stride(4) {
 		root := copyRoot(t, staged)
 		out, code := run(t, bin, []string{fmt.Sprintf("TREESHIFT_CRASH_AFTER=%d", n)}, "--root", root, "update")
 		if code != -int(syscall.SIGKILL) {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/treeshift/treeshift/internal/faulttest"
 )
 
 // The dry run is the real run on an overlay, so it predicts the real run
@@ -41,10 +43,7 @@ func TestDryRunPredictsTheRealRun(t *testing.T) {
 	// cleanup.
 	out, _ := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, "--root", copyRoot(t, staged), "update")
 	steps := len(regexp.MustCompile(`(?m)^step \d+: `).FindAllString(out, -1))
-	stride := 1
-	if testing.Short() || os.Getenv("TREESHIFT_CRASH_ALL") == "" {
-		stride = 5 // make crash runs them all
-	}
+	stride := faulttest.Stride(9)
 	for k := 1; k <= steps; k += stride {
 		root := copyRoot(t, staged)
 		if _, code := run(t, bin, []string{fmt.Sprintf("TREESHIFT_CRASH_AFTER=%d", k)}, "--root", root, "update"); code != -int(syscall.SIGKILL) {

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,52 +18,36 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
-
-	"github.com/treeshift/treeshift/cmd/treeshift/cli"
 )
 
+// binDir holds the treeshift the scripts run (internal/testbin): the
+// released command line, built without the race detector, behind a guard
+// that refuses a command line without --root.
+var binDir string
+
 func TestMain(m *testing.M) {
-	testscript.Main(cleanup{m}, map[string]func(){
-		"treeshift": func() {
-			if !staged(os.Args[1:]) {
-				fmt.Fprintln(os.Stderr, "test harness: refusing to run treeshift on the real system: give --root")
-				os.Exit(2)
-			}
-			os.Exit(cli.Main(os.Args[1:], os.Stdout, os.Stderr))
-		},
-	})
+	os.Exit(run(m))
 }
 
-// staged reports whether a treeshift command line stays inside a staged
-// root: a script that loses its --root (a mangled variable, say) must not
-// reach the machine running the tests. formats, version and help read
-// nothing; cluster works on the member roots its store names; selftest
-// stages its own system under TMPDIR.
-func staged(args []string) bool {
-	for _, a := range args {
-		if a == "--root" || strings.HasPrefix(a, "--root=") {
-			return true
-		}
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "treeshift-testbin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	for _, a := range args {
-		if !strings.HasPrefix(a, "-") {
-			return a == "formats" || a == "cluster" || a == "version" || a == "help" || a == "selftest"
-		}
+	defer os.RemoveAll(dir)
+	// Other users run it too (asuser).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
-	// No command at all, or --version: nothing is read.
-	return len(args) == 0 || slices.Equal(args, []string{"--version"})
-}
-
-// cleanup removes, once the tests have run, the copy of the test binary
-// that asuser runs.
-type cleanup struct{ m *testing.M }
-
-func (c cleanup) Run() int {
-	code := c.m.Run()
-	if userBin != "" {
-		os.RemoveAll(filepath.Dir(userBin))
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, "treeshift"), "github.com/treeshift/treeshift/internal/testbin")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build internal/testbin: %v\n%s", err, out)
+		return 1
 	}
-	return code
+	binDir = dir
+	return m.Run()
 }
 
 func TestScripts(t *testing.T) {
@@ -116,11 +99,10 @@ func setup(e *testscript.Env) error {
 	if repo, err := filepath.Abs(".."); err == nil {
 		e.Setenv("REPO", repo)
 	}
-	// TSBIN is the directory holding treeshift alone, for scripts that
-	// restrict PATH.
-	if p, err := exec.LookPath("treeshift"); err == nil {
-		e.Setenv("TSBIN", filepath.Dir(p))
-	}
+	// treeshift is found first on PATH; TSBIN is the directory holding it
+	// alone, for scripts that restrict PATH.
+	e.Setenv("PATH", binDir+string(os.PathListSeparator)+e.Getenv("PATH"))
+	e.Setenv("TSBIN", binDir)
 	// Whatever a script started under s6, it does not outlive the script,
 	// even when the script fails half-way.
 	e.Defer(func() {
@@ -227,7 +209,7 @@ func cmdAsUser(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: asuser UID CODE treeshift [ARGS...]")
 	}
 	uid := args[0]
-	bin := userBinary(ts)
+	bin := filepath.Join(binDir, "treeshift")
 	home := "/home/" + uid
 	cmd := []string{"setpriv", "--reuid=" + uid, "--regid=" + uid, "--clear-groups", "--inh-caps=-all",
 		"env", "-i", "HOME=" + home, "PATH=/usr/bin:/bin", bin}
@@ -268,23 +250,4 @@ func cmdWaitProc(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-var userBin string
-
-func userBinary(ts *testscript.TestScript) string {
-	if userBin != "" {
-		return userBin
-	}
-	self, err := exec.LookPath("treeshift")
-	ts.Check(err)
-	dir, err := os.MkdirTemp("", "treeshift-asuser")
-	ts.Check(err)
-	ts.Check(os.Chmod(dir, 0o755))
-	b, err := os.ReadFile(self)
-	ts.Check(err)
-	p := filepath.Join(dir, "treeshift")
-	ts.Check(os.WriteFile(p, b, 0o755))
-	userBin = p
-	return p
 }

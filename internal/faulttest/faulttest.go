@@ -80,3 +80,13 @@ func Run(t testing.TB, bin string, env []string, args ...string) (string, int) {
 	t.Fatal(err)
 	return "", 0
 }
+
+// Stride is how far apart the durable steps a crash test kills at are:
+// every one under make crash (TREESHIFT_CRASH_ALL set), every n-th
+// otherwise, so that make test keeps a sample spread over the whole run.
+func Stride(n int) int {
+	if os.Getenv("TREESHIFT_CRASH_ALL") != "" {
+		return 1
+	}
+	return n
+}
