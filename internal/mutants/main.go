@@ -103,6 +103,27 @@ var mutants = []mutant{
 		pkgs: []string{"./migrate"}, run: "^TestOutsideWriter",
 	},
 	{
+		name: "an interrupted apply is not finished",
+		file: "migrate/apply.go",
+		old:  "\tj, c, err := e.readApplyJournal()\n\tif err != nil || j == nil {\n",
+		new:  "\tj, c, err := e.readApplyJournal()\n\tif err != nil || j != nil || c == nil {\n",
+		pkgs: []string{"./migrate"}, run: "^TestApplyKilledAtEveryStep$",
+	},
+	{
+		name: "a dry run's supervisor changes reach the supervisor",
+		file: "migrate/engine.go",
+		old:  "\t\te.Backend = &supervisor.Dry{Backend: e.Backend}\n",
+		new:  "\t\t_ = &supervisor.Dry{Backend: e.Backend}\n",
+		pkgs: []string{"./testscripts"}, run: "^TestScripts$/^s6_apply$",
+	},
+	{
+		name: "definitions changed under their records go unnoticed",
+		file: "migrate/drift.go",
+		old:  "\t\tif cur.Digest == rec.Digest && cur.Source == rec.Source {\n",
+		new:  "\t\tif true {\n",
+		pkgs: []string{"./testscripts"}, run: "^TestScripts$/^drift$",
+	},
+	{
 		name: "owner lock never taken",
 		file: "tree/lock.go",
 		old:  "\t\terr := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)\n",
