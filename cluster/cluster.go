@@ -327,7 +327,7 @@ func (st *State) expect(stage string) error {
 	if st.Next() == stage {
 		return nil
 	}
-	if st.Stage == Postinstall && stage == Switch {
+	if (st.Stage == Postinstall || st.Stage == Roll) && stage == Switch {
 		return refuse("stage %s is not next: the next stage is %s (members %s are not rolled)", stage, Roll, strings.Join(st.unrolled(), " "))
 	}
 	return refuse("stage %s is not next: the next stage is %s", stage, st.Next())

@@ -149,7 +149,7 @@ func (c *Cluster) canJoin(ctx context.Context, st *State, m Member) error {
 		}
 	}
 	if !v.Up {
-		return refuse("member %s cannot be added: %s", m.ID, strings.TrimPrefix(v.Down, "member "+m.ID+" "))
+		return refuse("member %s cannot be added: it %s", m.ID, strings.TrimPrefix(v.Down, "member "+m.ID+" "))
 	}
 	for _, t := range v.Report.Trees {
 		if t.Format != st.Active {
