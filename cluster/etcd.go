@@ -143,9 +143,11 @@ func (s *EtcdStore) fail(err error) error {
 
 // memberPart is a member's key.
 type memberPart struct {
-	Rolled bool  `json:"rolled"`
-	Task   *Task `json:"task,omitempty"`
-	Tasks  int   `json:"tasks"`
+	Rolled   bool     `json:"rolled"`
+	Task     *Task    `json:"task,omitempty"`
+	Tasks    int      `json:"tasks"`
+	Config   *Applied `json:"config,omitempty"`
+	Previous *Applied `json:"previous_config,omitempty"`
 }
 
 // parts splits st into its keys' values.
@@ -155,7 +157,7 @@ func (s *EtcdStore) parts(st *State) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for i, m := range st.Members {
 		c.Members[i] = Member{ID: m.ID, Root: m.Root, Votes: m.Votes}
-		b, err := json.Marshal(memberPart{Rolled: m.Rolled, Task: m.Task, Tasks: m.Tasks})
+		b, err := json.Marshal(memberPart{Rolled: m.Rolled, Task: m.Task, Tasks: m.Tasks, Config: m.Config, Previous: m.Previous})
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +199,7 @@ func (s *EtcdStore) Load(ctx context.Context) (*State, Rev, error) {
 		}
 		rev.parts[string(kv.Key)] = part{kv.ModRevision, kv.Value}
 		if m := st.member(path.Base(string(kv.Key))); m != nil {
-			m.Rolled, m.Task, m.Tasks = mp.Rolled, mp.Task, mp.Tasks
+			m.Rolled, m.Task, m.Tasks, m.Config, m.Previous = mp.Rolled, mp.Task, mp.Tasks, mp.Config, mp.Previous
 		}
 	}
 	return &st, rev, nil

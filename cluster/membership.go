@@ -83,8 +83,8 @@ func (c *Cluster) AddMember(ctx context.Context, m Member) error {
 			if err != nil {
 				return err
 			}
-			have, total := st.votes()
-			c.say("member %s added (%d vote(s)): %d of %d votes", m.ID, m.Votes, have, total)
+			need, total := st.votes()
+			c.say("member %s added (%d vote(s)): quorum is now %d of %d votes", m.ID, m.Votes, need, total)
 		}
 		if !st.settingUp() {
 			return nil
