@@ -202,7 +202,9 @@ func TestEtcdUndoAfterChanges(t *testing.T) {
 	stageS6Member(t, f.bin, f.root("m2"), 7431)
 	f.agents["m2"] = startAgent(t, f.bin, f.store, "m2", f.root("m2"))
 	scan := filepath.Join(f.root("m2"), "run/treeshift/scandir/0")
-	svc := func(name string) string { return filepath.Join(f.root("m2"), "run/treeshift/tree/0/boot/servicedirs", name) }
+	svc := func(name string) string {
+		return filepath.Join(f.root("m2"), "run/treeshift/tree/0/boot/servicedirs", name)
+	}
 	pid := func(name string) string {
 		out, err := exec.Command("s6-svstat", "-o", "pid", svc(name)).Output()
 		if err != nil {
