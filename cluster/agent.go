@@ -168,14 +168,20 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 				r.Changed.Error = err.Error()
 			}
 		}
-		return es.putReport(ctx, r, lease)
+		return es.putReport(sctx, r, lease)
 	}
 	// due: a report is owed — the first, a tick's, a refresh's, a task's
 	// start. A change of the record alone (another member's task) owes
 	// none: reading the member's disk costs, and nobody asked.
 	due := true
 	for {
-		if rr, err := es.cli.Get(ctx, es.key("refresh")); err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
+		// What the agent reads and writes here is bounded by the lease:
+		// cut off, it must come back to the select below, where losing
+		// the lease is noticed, not wait on etcd.
+		rctx, rcancel := context.WithTimeout(sctx, a.TTL)
+		rr, err := es.cli.Get(rctx, es.key("refresh"))
+		rcancel()
+		if err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
 			var req refreshRequest
 			json.Unmarshal(rr.Kvs[0].Value, &req)
 			if len(req.Members) == 0 || slices.Contains(req.Members, a.Member) {
@@ -183,9 +189,9 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 			}
 		}
 		if busy == 0 && ctx.Err() == nil && f.check() == nil {
-			if st, _, err := es.Load(ctx); err == nil {
+			if st, _, err := es.Load(sctx); err == nil {
 				if m := st.member(a.Member); m != nil && m.Task.Outstanding() {
-					task, resumed, err := begin(ctx, guard, es, a.Member, m.Task.Seq)
+					task, resumed, err := begin(sctx, guard, es, a.Member, m.Task.Seq)
 					if errors.Is(err, errLeaseLost) {
 						return err
 					}
@@ -220,7 +226,11 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 				// member's lease next finds it running and resumes it
 				// through the journal.
 				r := <-done
-				a.say("member %s: task %d ended after the lease was lost: %v", a.Member, r.seq, r.err)
+				if r.fenced {
+					a.say("member %s: task %d stopped: %v", a.Member, r.seq, errFenced)
+				} else {
+					a.say("member %s: task %d ended after the lease was lost: %v", a.Member, r.seq, r.err)
+				}
 			}
 			return errLeaseLost
 		}

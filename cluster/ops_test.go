@@ -71,6 +71,7 @@ func (s *statusDoc) spans(stage, member string) int {
 func TestEtcdCoordinatorKilledMidStage(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, sharedEtcd(t), "m1", "m2", "m3")
+	waitOutput(t, f.agents["m1"].out, "coordinating the cluster's stages")
 	// m1 has no vote: killed, it leaves quorum to the others.
 	f.must("init", "--quorum-vote", "--member", "m1:0", "--member", "m2", "--member", "m3")
 	for _, s := range [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}} {
