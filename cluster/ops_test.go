@@ -1,7 +1,9 @@
 package cluster_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/treeshift/treeshift/cluster"
 	"github.com/treeshift/treeshift/internal/supervisor/s6"
 )
 
@@ -329,5 +334,64 @@ func TestEtcdMembershipMidRoll(t *testing.T) {
 		if m.Config == nil || m.Config.ID != id[1] {
 			t.Fatalf("member %s runs configuration %+v, want %s", m.ID, m.Config, id[1])
 		}
+	}
+}
+
+// A coordinator deposed without knowing it — frozen, or cut off, past its
+// lease, while another was elected — writes nothing: every change it
+// makes compares its election key, gone with its lease. Its successor's
+// changes go through.
+func TestEtcdDeposedCoordinatorWritesNothing(t *testing.T) {
+	t.Parallel()
+	e := sharedEtcd(t)
+	es, err := cluster.OpenEtcd(e.store("deposed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer es.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := &cluster.State{Schema: cluster.Schema, Members: []cluster.Member{{ID: "m1", Votes: 1}}, Active: 1}
+	if err := es.Commit(ctx, st, cluster.Rev{}, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	coordinator := func() (*cluster.EtcdStore, *concurrency.Session) {
+		t.Helper()
+		sess, err := concurrency.NewSession(es.Client(), concurrency.WithTTL(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { sess.Close() })
+		c, err := cluster.CoordinatorStore(ctx, es, sess)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, sess
+	}
+	set := func(c *cluster.EtcdStore, lead string) error {
+		st, rev, err := c.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Lead = lead
+		return c.Commit(ctx, st, rev, nil, false)
+	}
+	a, sa := coordinator()
+	if err := set(a, "a"); err != nil {
+		t.Fatalf("the coordinator's change: %v", err)
+	}
+	// a's lease ends as if it had expired; b is elected.
+	if _, err := es.Client().Revoke(ctx, sa.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := coordinator()
+	if err := set(a, "stale"); !errors.Is(err, cluster.ErrConflict) {
+		t.Fatalf("a deposed coordinator's change: %v, want %v", err, cluster.ErrConflict)
+	}
+	if err := set(b, "b"); err != nil {
+		t.Fatalf("the new coordinator's change: %v", err)
+	}
+	if st, _, err := es.Load(ctx); err != nil || st.Lead != "b" {
+		t.Fatalf("record after both: %+v, %v", st, err)
 	}
 }
