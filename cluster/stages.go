@@ -657,6 +657,11 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string, discard bool) 
 // the task's end moves the member and the stage back (finish). A member
 // changed since its roll is refused, naming what changed, unless discard.
 func (c *Cluster) restore(ctx context.Context, st *State, stage, id string, discard bool) error {
+	if m := st.member(id); m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore && m.Task.Discard {
+		// An undo --discard cut short is carried on as it was asked: what
+		// it had begun to drop is not a change to refuse for.
+		discard = true
+	}
 	if !c.resuming(st, stage) {
 		if err := c.upOrRefuse(ctx, st, "undo "+stage, id); err != nil {
 			return err

@@ -211,8 +211,12 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 // resume is the command that carries an interrupted task on.
 func (c *Cluster) resume(t *Task, member string) string {
 	switch {
+	case t.Action == ActRestore && t.Stage == Roll && t.Discard:
+		return c.cmd("undo", Roll, member, "--discard")
 	case t.Action == ActRestore && t.Stage == Roll:
 		return c.cmd("undo", Roll, member)
+	case t.Action == ActRestore && t.Discard:
+		return c.cmd("undo", t.Stage, "--discard")
 	case t.Action == ActRestore, t.Action == ActUntag && t.Stage == Setup:
 		return c.cmd("undo", t.Stage)
 	case t.Stage == Roll:

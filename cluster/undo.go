@@ -267,11 +267,22 @@ func (s *site) restore(e *migrate.Engine, t *Task, resumed bool) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
+	var cfg *migrate.Config
 	if full.structural {
-		cfg, err := taggedConfig(e.Store.Tagged(v), st)
-		if err != nil {
+		if cfg, err = taggedConfig(e.Store.Tagged(v), st); err != nil {
 			return nil, err
 		}
+	}
+	// Without a configuration, Apply only finishes an apply interrupted
+	// before (this undo's, cut short): as update does, an interrupted
+	// apply is finished before anything else changes. A restore cut short
+	// (its transition's journal open) comes after the apply: Restore
+	// finishes it.
+	pending, err := e.Pending()
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil || len(pending) == 0 {
 		if _, err := e.Apply(cfg, fmt.Sprintf("the tagged copy of format %d", v)); err != nil {
 			return nil, err
 		}
