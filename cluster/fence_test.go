@@ -15,6 +15,7 @@ import (
 // fails at its first write, saying why, and the member's disk is as it
 // was. Renewed, the same engine moves the trees.
 func TestFenceStopsTheEngine(t *testing.T) {
+	t.Parallel()
 	bin := faulttest.Binary(t)
 	root := t.TempDir()
 	defs := filepath.Join(root, "etc/treeshift/service")

@@ -88,6 +88,7 @@ func memberState(t testing.TB, bin, root string, v int) string {
 // interrupted, and running it again finishes it, with the member in the
 // stage's format, stamp included, and its state otherwise as it was.
 func TestStagesKilledAtEveryStepResume(t *testing.T) {
+	t.Parallel()
 	bin := faulttest.Binary(t)
 	cases := []struct {
 		name   string
@@ -112,6 +113,9 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The cases are processes and disk; the etcd tests mostly
+			// wait on leases: run together, they share the CPUs.
+			t.Parallel()
 			staged := clusterDir(t, bin, c.before...)
 			from := 1
 			if c.to == 1 {
