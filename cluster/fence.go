@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,10 +29,12 @@ import (
 // errFenced is the error of a write refused by the fence.
 var errFenced = errors.New("fenced: the agent's lease could not be renewed in time, and etcd may have expired it: the agent acts no more under it")
 
-// fence knows until when an agent's lease is known to live.
+// fence knows until when an agent's lease is known to live. Times are
+// time.Now's, compared on the monotonic clock: a step of the wall clock
+// (NTP) moves no fence.
 type fence struct {
-	// until is that time, in Unix nanoseconds.
-	until atomic.Int64
+	mu    sync.Mutex
+	until time.Time
 	// refused counts the calls refused.
 	refused atomic.Int64
 	// now is the clock (tests).
@@ -41,21 +44,21 @@ type fence struct {
 func newFence() *fence { return &fence{now: time.Now} }
 
 // renewed records a renewal sent at sent, granting ttl: the lease lives at
-// least until sent+ttl on etcd's clock; margin covers the two clocks'
-// rates and the time between this process's check and its write.
+// least until sent+ttl on etcd's clock; the margin (a tenth) covers the
+// two clocks' rates and the time between this process's check and its
+// write.
 func (f *fence) renewed(sent time.Time, ttl time.Duration) {
-	t := sent.Add(ttl - ttl/10).UnixNano()
-	for {
-		cur := f.until.Load()
-		if t <= cur || f.until.CompareAndSwap(cur, t) {
-			return
-		}
+	t := sent.Add(ttl - ttl/10)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t.After(f.until) {
+		f.until = t
 	}
 }
 
 // check fails once the lease may have expired.
 func (f *fence) check() error {
-	if f.now().UnixNano() < f.until.Load() {
+	if f.left() > 0 {
 		return nil
 	}
 	f.refused.Add(1)
@@ -63,7 +66,11 @@ func (f *fence) check() error {
 }
 
 // left is how long the lease is still known to live.
-func (f *fence) left() time.Duration { return time.Duration(f.until.Load() - f.now().UnixNano()) }
+func (f *fence) left() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.until.Sub(f.now())
+}
 
 // wrap is the member's file system behind the fence.
 func (f *fence) wrap(fsys durable.FS) durable.FS { return &fencedFS{FS: fsys, f: f} }
