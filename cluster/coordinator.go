@@ -93,6 +93,13 @@ type Handover struct {
 // etcd through the coordinator.
 func (c *Cluster) Do(ctx context.Context, op *Op) error {
 	if es, ok := c.Store.(*EtcdStore); ok && c.op == nil {
+		// What is wrong with the command line is said here, not by a
+		// coordinator.
+		if op.Stage == OpMemberAdd {
+			if err := c.checkAdd(Member{ID: op.Member, Root: op.Root, Votes: op.Votes}); err != nil {
+				return err
+			}
+		}
 		return c.submit(ctx, es, op)
 	}
 	return c.run(ctx, op)

@@ -45,15 +45,8 @@ const Membership = "membership"
 // if quorum allows: otherwise it is added and set up, and `roll ID` rolls
 // it later.
 func (c *Cluster) AddMember(ctx context.Context, m Member) error {
-	if err := CheckMember(m); err != nil {
+	if err := c.checkAdd(m); err != nil {
 		return err
-	}
-	_, dir := c.Store.(*DirStore)
-	if dir && m.Root == "" {
-		return &migrate.UsageError{Err: fmt.Errorf("member %s: a directory store needs the member's root: expected ID=ROOT[:VOTES]", m.ID)}
-	}
-	if !dir && m.Root != "" {
-		return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: ID[:VOTES]", m.ID)}
 	}
 	var st *State
 	err := c.locked(ctx, func() error {
@@ -105,6 +98,21 @@ func (c *Cluster) AddMember(ctx context.Context, m Member) error {
 	}
 	if err := c.RollStage(ctx, []string{m.ID}, false); err != nil {
 		return fmt.Errorf("member %s added and set up, not rolled: %w; roll it later: %s", m.ID, err, c.cmd(Roll, m.ID))
+	}
+	return nil
+}
+
+// checkAdd checks a member to add as given, before anything is read.
+func (c *Cluster) checkAdd(m Member) error {
+	if err := CheckMember(m); err != nil {
+		return err
+	}
+	_, dir := c.Store.(*DirStore)
+	if dir && m.Root == "" {
+		return &migrate.UsageError{Err: fmt.Errorf("member %s: a directory store needs the member's root: expected ID=ROOT[:VOTES]", m.ID)}
+	}
+	if !dir && m.Root != "" {
+		return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: ID[:VOTES]", m.ID)}
 	}
 	return nil
 }
