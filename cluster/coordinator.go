@@ -342,8 +342,18 @@ func (co *coordinator) run(ctx context.Context) error {
 	a := co.agent
 	el := concurrency.NewElection(co.sess, co.es.key("coordinator"))
 	b, _ := json.Marshal(co.me)
-	if err := el.Campaign(ctx, string(b)); err != nil {
-		return err
+	// Campaign, cancelled, resigns on the client's own context: with etcd
+	// gone that would never return, and the agent, stopped, would never
+	// exit. It is left to the client's closing.
+	won := make(chan error, 1)
+	go func() { won <- el.Campaign(ctx, string(b)) }()
+	select {
+	case err := <-won:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	co.me.Since = time.Now().UTC()
 	if b, err := json.Marshal(co.me); err == nil {
