@@ -88,6 +88,7 @@ func memberState(t testing.TB, bin, root string, v int) string {
 // interrupted, and running it again finishes it, with the member in the
 // stage's format, stamp included, and its state otherwise as it was.
 func TestStagesKilledAtEveryStepResume(t *testing.T) {
+	t.Parallel()
 	bin := faulttest.Binary(t)
 	cases := []struct {
 		name   string
@@ -95,21 +96,37 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 		stage  []string
 		member string // whose trees the stage changes
 		to     int    // and their format after it
+		// prep changes the member (treeshift commands on its root) after
+		// the stages before: what the stage must then undo.
+		prep [][]string
 	}{
-		{"install", [][]string{{"setup", "m1"}, {"preinstall"}}, []string{"install"}, "m1", 3},
-		{"roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}}, []string{"roll", "m2"}, "m2", 3},
-		{"switch", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}, {"roll", "m3"}}, []string{"switch"}, "store/shared", 3},
-		{"undo roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}}, []string{"undo", "roll", "m2"}, "m2", 1},
-		{"undo install", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}}, []string{"undo", "install"}, "m1", 1},
+		{"install", [][]string{{"setup", "m1"}, {"preinstall"}}, []string{"install"}, "m1", 3, nil},
+		{"roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}}, []string{"roll", "m2"}, "m2", 3, nil},
+		{"switch", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}, {"roll", "m3"}}, []string{"switch"}, "store/shared", 3, nil},
+		{"undo roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}}, []string{"undo", "roll", "m2"}, "m2", 1, nil},
+		{"undo install", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}}, []string{"undo", "install"}, "m1", 1, nil},
+		// A tree made since the roll: the discard destroys it (apply),
+		// then restores the others; crashed anywhere, run again, the
+		// member is as before its roll.
+		{"undo roll --discard", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}},
+			[]string{"undo", "roll", "m2", "--discard"}, "m2", 1, [][]string{{"tree", "create", "-E", "extra"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The cases are processes and disk; the etcd tests mostly
+			// wait on leases: run together, they share the CPUs.
+			t.Parallel()
 			staged := clusterDir(t, bin, c.before...)
 			from := 1
 			if c.to == 1 {
 				from = 3
 			}
 			want := memberState(t, bin, filepath.Join(staged, c.member), from)
+			for _, args := range c.prep {
+				if out, code := run(t, bin, nil, append([]string{"--root", filepath.Join(staged, c.member)}, args...)...); code != 0 {
+					t.Fatalf("%v: exit %d\n%s", args, code, out)
+				}
+			}
 			probe := copyCluster(t, staged)
 			out, code := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, append([]string{"cluster", "--store", filepath.Join(probe, "store")}, c.stage...)...)
 			if code != 0 {
