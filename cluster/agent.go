@@ -114,7 +114,7 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 	rnctx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRenew()
 	go a.renew(rnctx, es, lease, f, lost)
-	site.config = func(id string) ([]byte, error) { return es.GetConfig(sctx, id) }
+	site.config = func(id string) ([]byte, error) { return getConfig(sctx, es, id) }
 	co := &coordinator{agent: a, es: es, sess: sess, me: coordinatorOf(a, lease)}
 	coDone := make(chan struct{})
 	go func() {

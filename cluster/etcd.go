@@ -202,6 +202,9 @@ func (s *EtcdStore) Load(ctx context.Context) (*State, Rev, error) {
 			m.Rolled, m.Task, m.Tasks, m.Config, m.Previous = mp.Rolled, mp.Task, mp.Tasks, mp.Config, mp.Previous
 		}
 	}
+	if err := st.check(); err != nil {
+		return nil, Rev{}, fmt.Errorf("%s: %v", ckvs[0].Key, err)
+	}
 	return &st, rev, nil
 }
 

@@ -62,6 +62,9 @@ func (c *Cluster) AddMember(ctx context.Context, m Member) error {
 			if st.member(m.ID) != nil {
 				return &migrate.UsageError{Err: fmt.Errorf("member %s is in the cluster already", m.ID)}
 			}
+			if err := checkRoots(append(slices.Clone(st.Members), m)); err != nil {
+				return refuse("%v", err)
+			}
 			if err := c.canJoin(ctx, st, m); err != nil {
 				return err
 			}

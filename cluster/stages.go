@@ -57,6 +57,9 @@ func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
 		}
 		seen[m.ID] = true
 	}
+	if err := checkRoots(o.Members); err != nil {
+		return &migrate.UsageError{Err: err}
+	}
 	return c.locked(ctx, func() error {
 		if _, _, err := c.Store.Load(ctx); err == nil {
 			return refuse("a cluster record exists already")

@@ -210,13 +210,13 @@ type dirFile struct {
 
 // flock takes an exclusive lock on DIR/name, waiting up to wait.
 func (d *DirStore) flock(ctx context.Context, name string, wait time.Duration) (func(), error) {
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+	if _, err := d.safeDir(d.Dir, true); err != nil {
 		return nil, err
 	}
 	p := filepath.Join(d.Dir, name)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(p, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, err
 	}
 	deadline := time.Now().Add(wait)
 	for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
@@ -234,12 +234,19 @@ func (d *DirStore) Lock(ctx context.Context, wait time.Duration) (func(), error)
 }
 
 func (d *DirStore) read() (*dirFile, error) {
-	b, err := os.ReadFile(d.path())
+	exists, err := d.safeDir(d.Dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, ErrNoCluster
+	}
+	b, err := readFile(d.path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoCluster
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", d.path(), err)
+		return nil, err
 	}
 	var f dirFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -254,6 +261,9 @@ func (d *DirStore) read() (*dirFile, error) {
 			f.Records[i].Seq = i + 1
 		}
 		f.Schema = Schema
+	}
+	if err := f.State.check(); err != nil {
+		return nil, fmt.Errorf("%s: %v", d.path(), err)
 	}
 	return &f, nil
 }
@@ -323,7 +333,10 @@ func (d *DirStore) Commit(ctx context.Context, st *State, r Rev, add []Record, n
 func (d *DirStore) configPath(id string) string { return filepath.Join(d.Dir, "configs", id+".json") }
 
 func (d *DirStore) PutConfig(ctx context.Context, id string, doc []byte) error {
-	if err := os.MkdirAll(filepath.Dir(d.configPath(id)), 0o755); err != nil {
+	if _, err := d.safeDir(d.Dir, true); err != nil {
+		return err
+	}
+	if _, err := d.safeDir(filepath.Dir(d.configPath(id)), true); err != nil {
 		return err
 	}
 	if err := atomic.WriteFile(d.configPath(id), bytes.NewReader(doc)); err != nil {
@@ -338,7 +351,13 @@ func (d *DirStore) PutConfig(ctx context.Context, id string, doc []byte) error {
 }
 
 func (d *DirStore) GetConfig(ctx context.Context, id string) ([]byte, error) {
-	b, err := os.ReadFile(d.configPath(id))
+	if _, err := d.safeDir(d.Dir, false); err != nil {
+		return nil, err
+	}
+	if _, err := d.safeDir(filepath.Dir(d.configPath(id)), false); err != nil {
+		return nil, err
+	}
+	b, err := readFile(d.configPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("configuration %s: %w", id, err)
 	}

@@ -267,7 +267,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // site is a member's disk on this host (directory store).
 func (c *Cluster) site(m *Member) *site {
 	return &site{member: m.ID, root: m.Root, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv,
-		config: func(id string) ([]byte, error) { return c.Store.GetConfig(context.Background(), id) }}
+		config: func(id string) ([]byte, error) { return getConfig(context.Background(), c.Store, id) }}
 }
 
 // await waits for agents to finish tasks seqs.

@@ -439,14 +439,19 @@ type ClusterAgentCmd struct {
 }
 
 func (c *ClusterAgentCmd) Run(e *env, cc *ClusterCmd) error {
+	if c.TTL < time.Second || c.TTL%time.Second != 0 {
+		return &migrate.UsageError{Err: fmt.Errorf("--ttl %s: whole seconds, at least 1s (etcd leases count whole seconds)", c.TTL)}
+	}
+	// The id names the agent's keys in the store: the rules of every
+	// name given on a command line.
+	if err := cluster.CheckMember(cluster.Member{ID: c.Member}); err != nil {
+		return err
+	}
 	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if c.TTL < time.Second {
-		return &migrate.UsageError{Err: fmt.Errorf("--ttl %s: at least 1s (etcd leases count whole seconds)", c.TTL)}
-	}
 	root, err := filepath.Abs(e.Root)
 	if err != nil {
 		return err
