@@ -154,14 +154,35 @@ func (c *Cluster) CheckSetup(ctx context.Context, lead string, to int) ([]string
 				problems = append(problems, fmt.Sprintf("member %s: its agent did not answer the check within %s", m.ID, c.wait()))
 			default:
 				problems = append(problems, v.Report.Check.Problems...)
+				problems = append(problems, offFormat(m.ID, v.Report, st.Active)...)
 			}
 		}
 		return problems, nil
 	}
 	for i := range st.Members {
-		problems = append(problems, c.site(&st.Members[i]).check(to)...)
+		s := c.site(&st.Members[i])
+		problems = append(problems, s.check(to)...)
+		problems = append(problems, offFormat(s.member, s.observe(), st.Active)...)
 	}
 	return problems, nil
+}
+
+// offFormat lists a member's trees that are not in the cluster's active
+// format: its tagged copy would not be of that format, and undo would
+// "restore" the trees as they are.
+func offFormat(id string, r *Report, active int) []string {
+	var out []string
+	cmd := "treeshift"
+	if r.Root != "" && r.Root != "/" {
+		cmd += " --root " + r.Root
+	}
+	for _, t := range r.Trees {
+		if t.Format != active {
+			out = append(out, fmt.Sprintf("member %s: tree %s is in format %d, the cluster runs format %d: bring it to format %d first (%s update --to %d %s)",
+				id, t.Name, t.Format, active, active, cmd, active, t.Name))
+		}
+	}
+	return out
 }
 
 // check is what keeps a member from moving to version to: trees that do
@@ -589,6 +610,11 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string, discard bool) 
 		case stage != st.Stage:
 			return refuse("only the most recent stage can be undone: that is %s", st.Stage)
 		}
+		if !resumed {
+			if err := c.openTask(st, stage, member); err != nil {
+				return err
+			}
+		}
 		switch stage {
 		case Roll:
 			m := st.member(member)
@@ -654,6 +680,26 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string, discard bool) 
 		c.say("undid %s", stage)
 		return nil
 	})
+}
+
+// openTask refuses an undo of stage while a member's task is not over
+// that the undo would not carry on itself (an undo of the same stage cut
+// short): the task's agent would finish it after the undo, leaving the
+// member in a stage the record no longer is at (an install finishing
+// after its preinstall was undone).
+func (c *Cluster) openTask(st *State, stage, member string) error {
+	for _, m := range st.Members {
+		t := m.Task
+		if !t.Outstanding() {
+			continue
+		}
+		undoing := (t.Action == ActRestore || t.Action == ActUntag) && t.Stage == stage && (stage != Roll || m.ID == member)
+		if !undoing {
+			return refuse("undo %s refused: member %s's %s to format %d (task %d, %s) is not over: finish it first with %s",
+				stage, m.ID, label(t.Stage, t.Action), t.Version, t.Seq, t.State, c.resume(t, m.ID))
+		}
+	}
+	return nil
 }
 
 // restore has a member put its trees back as its tagged copy holds them;

@@ -161,3 +161,36 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 		})
 	}
 }
+
+// An undo is refused while a member's task of a later stage is not over
+// (an install cut short): its agent would finish the task after the undo,
+// and the member would be in the new format while the record says it is
+// not. The refusal names the command that finishes the task, which works.
+func TestUndoRefusedWhileATaskIsOpen(t *testing.T) {
+	t.Parallel()
+	bin := faulttest.Binary(t)
+	dir := clusterDir(t, bin, []string{"setup", "m1"}, []string{"preinstall"})
+	store := filepath.Join(dir, "store")
+	if out, code := run(t, bin, []string{"TREESHIFT_CRASH_AFTER=3"}, "cluster", "--store", store, "install"); code != -int(syscall.SIGKILL) {
+		t.Fatalf("install crashed after step 3: exit %d\n%s", code, out)
+	}
+	record, err := os.ReadFile(filepath.Join(store, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish := regexp.MustCompile(`undo preinstall refused: member m1's install to format 3 \(task \d+, running\) is not over: finish it first with treeshift cluster --store \S+ install\n`)
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "undo", "preinstall"); code != 111 || !finish.MatchString(out) {
+		t.Fatalf("undo preinstall with the install cut short: exit %d, want 111 naming the install:\n%s", code, out)
+	}
+	if now, _ := os.ReadFile(filepath.Join(store, "cluster.json")); string(now) != string(record) {
+		t.Fatalf("a refused undo changed the record:\n%s\nwas\n%s", now, record)
+	}
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "install"); code != 0 {
+		t.Fatalf("install again: exit %d\n%s", code, out)
+	}
+	memberState(t, bin, filepath.Join(dir, "m1"), 3)
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "undo", "install"); code != 0 {
+		t.Fatalf("undo install once it finished: exit %d\n%s", code, out)
+	}
+	memberState(t, bin, filepath.Join(dir, "m1"), 1)
+}
