@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
@@ -321,11 +322,46 @@ func (s *EtcdStore) Leader(ctx context.Context) (*Coordinator, error) {
 	if len(r.Kvs) == 0 {
 		return nil, nil
 	}
-	var c Coordinator
-	if err := json.Unmarshal(r.Kvs[0].Value, &c); err != nil {
-		return nil, fmt.Errorf("%s: %v", r.Kvs[0].Key, err)
+	c, ok := candidacy(r.Kvs[0])
+	if !ok {
+		// Not an agent's: the agents remove it (sweepCandidacies).
+		return nil, fmt.Errorf("%s: not an agent's candidacy for coordinator (no lease, or not a coordinator's record): the agents remove it", r.Kvs[0].Key)
 	}
-	return &c, nil
+	return c, nil
+}
+
+// candidacy decodes a key of the coordinator election. An agent's
+// campaign writes its Coordinator record under the lease it names; a key
+// without a lease, or whose value is not such a record, is no agent's,
+// and, older than every campaign's, would lead the election for ever.
+func candidacy(kv *mvccpb.KeyValue) (*Coordinator, bool) {
+	var c Coordinator
+	if kv.Lease == 0 || json.Unmarshal(kv.Value, &c) != nil || c.Lease != kv.Lease || c.Member == "" {
+		return nil, false
+	}
+	return &c, true
+}
+
+// sweepCandidacies removes the keys under PREFIX/coordinator/ that are no
+// agent's candidacy (candidacy), each only if unchanged since read, and
+// says which: garbage there must not stop every stage.
+func (s *EtcdStore) sweepCandidacies(ctx context.Context, say func(string, ...any)) {
+	rctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(rctx, s.key("coordinator")+"/", clientv3.WithPrefix())
+	if err != nil {
+		return
+	}
+	for _, kv := range r.Kvs {
+		if _, ok := candidacy(kv); ok {
+			continue
+		}
+		k := string(kv.Key)
+		tr, err := s.cli.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)).Then(clientv3.OpDelete(k)).Commit()
+		if err == nil && tr.Succeeded {
+			say("removed %s from the coordinator election: no agent's candidacy (no lease, or not a coordinator's record)", k)
+		}
+	}
 }
 
 // coordinator is an agent's part in coordinating: it campaigns, and once
@@ -346,14 +382,22 @@ func (co *coordinator) run(ctx context.Context) error {
 	// gone that would never return, and the agent, stopped, would never
 	// exit. It is left to the client's closing.
 	won := make(chan error, 1)
+	co.es.sweepCandidacies(ctx, a.say)
 	go func() { won <- el.Campaign(ctx, string(b)) }()
-	select {
-	case err := <-won:
-		if err != nil {
-			return err
+campaign:
+	for {
+		select {
+		case err := <-won:
+			if err != nil {
+				return err
+			}
+			break campaign
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+			// A key put ahead of the campaigns since is swept too.
+			co.es.sweepCandidacies(ctx, a.say)
 		}
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	co.me.Since = time.Now().UTC()
 	if b, err := json.Marshal(co.me); err == nil {

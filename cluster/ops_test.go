@@ -395,3 +395,34 @@ func TestEtcdDeposedCoordinatorWritesNothing(t *testing.T) {
 		t.Fatalf("record after both: %+v, %v", st, err)
 	}
 }
+
+// A key under PREFIX/coordinator/ that no agent's campaign wrote (no
+// lease), older than every campaign, would lead the election for ever and
+// no stage would run: the agents remove it, saying so, and the stage runs.
+func TestEtcdGarbageCandidacyIsSwept(t *testing.T) {
+	t.Parallel()
+	e := sharedEtcd(t)
+	name := strings.ReplaceAll(t.Name(), "/", "-")
+	cli := e.client()
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	garbage := "/" + name + "/coordinator/0000000000000001"
+	if _, err := cli.Put(ctx, garbage, "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, e, "m1", "m2")
+	f.must("init", "--quorum-vote", "--member", "m1", "--member", "m2")
+	f.must("setup", "m1")
+	r, err := cli.Get(ctx, garbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Kvs) != 0 {
+		t.Fatalf("%s is still there after setup", garbage)
+	}
+	said := f.agents["m1"].out.String() + f.agents["m2"].out.String()
+	if !strings.Contains(said, "removed "+garbage+" from the coordinator election: no agent's candidacy") {
+		t.Fatalf("no agent said it removed %s:\n%s", garbage, said)
+	}
+}
