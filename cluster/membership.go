@@ -206,7 +206,13 @@ func (c *Cluster) DeleteMember(ctx context.Context, id string) error {
 			if v.Report != nil {
 				when = fmt.Sprintf(" (it reported from %s at %s)", v.Report.Host, v.Report.Time.Format("15:04:05"))
 			}
-			return refuse("member %s is up%s: only a member that is down can be deleted; stop its agent first", id, when)
+			// With a directory store a member is up while its root
+			// reads: there is no agent to stop.
+			how := "stop its agent first"
+			if _, dir := c.Store.(*DirStore); dir {
+				how = "its root " + view(views, id).reportOrEmpty().Root + " still reads as a system"
+			}
+			return refuse("member %s is up%s: only a member that is down can be deleted; %s", id, when, how)
 		}
 		var left []string
 		st, err = c.change(ctx, func(t *tx) error {

@@ -620,7 +620,11 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string, discard bool) 
 			m := st.member(member)
 			restoring := m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore
 			if !resumed && (m == nil || member == st.Lead || !(m.Rolled || restoring)) {
-				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", strings.Join(st.rolledOthers(), " "))
+				rolled := strings.Join(st.rolledOthers(), " ")
+				if rolled == "" {
+					return refuse("no member but the lead is rolled: the roll has nothing to undo (undo %s undoes the lead's)", Install)
+				}
+				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", rolled)
 			}
 			if err := c.restore(ctx, st, Roll, member, discard); err != nil {
 				return err
