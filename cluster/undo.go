@@ -157,14 +157,20 @@ func treeDiff(name string, cur, base *model.Tree, up map[string]bool, add func(b
 			}
 			add(true, "tree %s: service %s enabled (%s)", name, s.Name, state)
 		case !s.Enabled && b != nil && b.Enabled:
-			add(true, "tree %s: service %s disabled", name, s.Name)
+			// The undo enables it again and leaves it running or not
+			// as it is now: it never starts what the operator stopped.
+			state := "down"
+			if up[s.Name] {
+				state = "up"
+			}
+			add(true, "tree %s: service %s disabled (the undo enables it again; it stays %s)", name, s.Name, state)
 		case s.Enabled && !sameRecord(s, *b):
 			add(false, "tree %s: service %s rebuilt from a changed definition", name, s.Name)
 		}
 	}
 	for _, b := range base.Services {
 		if s := cur.Service(b.Name); s == nil && b.Enabled {
-			add(true, "tree %s: service %s disabled", name, b.Name)
+			add(true, "tree %s: service %s disabled (the undo enables it again; it stays down)", name, b.Name)
 		}
 	}
 }
