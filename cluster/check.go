@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/treeshift/treeshift/internal/model"
 )
@@ -38,6 +39,9 @@ func (st *State) check() error {
 				return fmt.Errorf("members %s and %s have the same root %s", other, m.ID, m.Root)
 			}
 			roots[m.Root] = m.ID
+		}
+		if err := m.Task.check(); err != nil {
+			return fmt.Errorf("member %s: %v", m.ID, err)
 		}
 		for _, a := range []*Applied{m.Config, m.Previous} {
 			if a != nil {
@@ -109,6 +113,24 @@ func checkRoots(ms []Member) error {
 				return fmt.Errorf("members %s and %s have one root, %s: a root is one member", b.ID, a.ID, a.Root)
 			}
 		}
+	}
+	return nil
+}
+
+// check verifies that a task read from the store is one a stage asks for.
+func (t *Task) check() error {
+	if t == nil {
+		return nil
+	}
+	switch {
+	case !slices.Contains([]string{ActTag, ActVerify, ActUpdate, ActRestore, ActUntag, ActShared}, t.Action):
+		return fmt.Errorf("task %d: unknown action %q", t.Seq, t.Action)
+	case !slices.Contains([]string{Setup, Preinstall, Install, Postinstall, Roll, Switch, Clean, Membership}, t.Stage):
+		return fmt.Errorf("task %d: unknown stage %q", t.Seq, t.Stage)
+	case !slices.Contains([]string{Pending, Running, Done, Failed}, t.State):
+		return fmt.Errorf("task %d: unknown state %q", t.Seq, t.State)
+	case t.Config != "":
+		return checkConfigID(t.Config)
 	}
 	return nil
 }
