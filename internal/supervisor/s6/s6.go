@@ -220,7 +220,33 @@ func (b *Backend) Unmonitor(t *livedb.Tree, e model.IndexEntry) error {
 	if !supervised(e) {
 		return nil
 	}
-	return run("s6-svc", "-O", t.Host(t.ServiceDir(e.Name)))
+	dir := t.Host(t.ServiceDir(e.Name))
+	if err := run("s6-svc", "-O", dir); err != nil {
+		return err
+	}
+	return b.waitWanted(dir, false)
+}
+
+// waitWanted waits until s6-supervise has read a command that changes
+// what it wants (s6-svc writes to its control pipe and returns at once;
+// -O and a -u on a service that is up have no -w form): a status read
+// right after the command must show it.
+func (b *Backend) waitWanted(dir string, up bool) error {
+	want := strconv.FormatBool(up)
+	deadline := time.Now().Add(b.Timeout)
+	for {
+		o, err := exec.Command("s6-svstat", "-o", "wantedup", dir).Output()
+		if err != nil {
+			return fmt.Errorf("s6-svstat %s: %v", dir, err)
+		}
+		if strings.TrimSpace(string(o)) == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: s6-supervise did not take the command within %s (wanted up: %s)", dir, b.Timeout, strings.TrimSpace(string(o)))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Monitor has s6-supervise want svc up again: s6-svc -u, which on a service
@@ -229,7 +255,11 @@ func (b *Backend) Monitor(t *livedb.Tree, e model.IndexEntry) error {
 	if !supervised(e) {
 		return nil
 	}
-	return run("s6-svc", "-u", t.Host(t.ServiceDir(e.Name)))
+	dir := t.Host(t.ServiceDir(e.Name))
+	if err := run("s6-svc", "-u", dir); err != nil {
+		return err
+	}
+	return b.waitWanted(dir, true)
 }
 
 // oneshot runs a oneshot's up or down script from the tree's live database.
