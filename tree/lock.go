@@ -25,16 +25,35 @@ type Lock struct{ f durable.LockFile }
 type Holder struct {
 	PID     int    // 0: not found
 	Command string // its command line, shortened; "" if unreadable
+	UID     int    // its user, -1 if unknown
 }
 
 func (h Holder) String() string {
+	s := ""
 	switch {
 	case h.PID == 0:
 		return "an unknown process"
 	case h.Command == "":
-		return "pid " + strconv.Itoa(h.PID)
+		s = "pid " + strconv.Itoa(h.PID)
+	default:
+		s = fmt.Sprintf("pid %d (%s)", h.PID, h.Command)
 	}
-	return fmt.Sprintf("pid %d (%s)", h.PID, h.Command)
+	if h.UID >= 0 && h.UID != os.Geteuid() {
+		// Not the owner's own treeshift: a user who opened the lock
+		// while it could be read (it is the owner's only now).
+		s += fmt.Sprintf(" of uid %d, not this owner's", h.UID)
+	}
+	return s
+}
+
+// holder describes process pid.
+func holder(pid int) Holder {
+	h := Holder{PID: pid, Command: command(pid), UID: -1}
+	var st unix.Stat_t
+	if unix.Stat(fmt.Sprintf("/proc/%d", pid), &st) == nil {
+		h.UID = int(st.Uid)
+	}
+	return h
 }
 
 // BusyError reports that another process held the lock for the whole wait.
@@ -145,7 +164,7 @@ func fdHolder(dev, ino uint64) Holder {
 			}
 			info, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, fd.Name()))
 			if err == nil && strings.Contains(string(info), "FLOCK") {
-				return Holder{PID: pid, Command: command(pid)}
+				return holder(pid)
 			}
 		}
 	}
@@ -163,7 +182,7 @@ func findHolder(locks string, major, minor uint32, ino uint64) Holder {
 			if err != nil || pid <= 0 {
 				continue
 			}
-			return Holder{PID: pid, Command: command(pid)}
+			return holder(pid)
 		}
 	}
 	return Holder{}

@@ -727,7 +727,10 @@ func (o *OS) OpenLock(p string, create bool) (LockFile, error) {
 		flags = unix.O_RDWR | unix.O_CREAT | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	}
 	var f int
-	err = retry(func() (err error) { f, err = unix.Openat(fd, base, flags, 0o644); return err })
+	// Only the owner may open its lock: flock needs no more than a read
+	// descriptor, so a lock others can read is a lock any user can hold,
+	// keeping the owner from every change.
+	err = retry(func() (err error) { f, err = unix.Openat(fd, base, flags, 0o600); return err })
 	if err == unix.ELOOP {
 		return nil, pathError("open", o.Host(p), ErrSymlink)
 	}
@@ -738,6 +741,14 @@ func (o *OS) OpenLock(p string, create bool) (LockFile, error) {
 	if err := unix.Fstat(f, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		unix.Close(f)
 		return nil, pathError("open", o.Host(p), ErrNotRegular)
+	}
+	if st.Mode&0o077 != 0 && int(st.Uid) == os.Geteuid() {
+		// A lock file made by an older treeshift (0644): closed to
+		// others from now on.
+		if err := unix.Fchmod(f, 0o600); err != nil {
+			unix.Close(f)
+			return nil, pathError("chmod", o.Host(p), err)
+		}
 	}
 	return os.NewFile(uintptr(f), o.Host(p)), nil
 }

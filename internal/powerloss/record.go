@@ -488,7 +488,7 @@ func (r *recorder) SyncFS(p string) error {
 }
 
 // OpenLock creates the lock file when asked to and it is missing: an empty
-// file, like any other.
+// file, its owner's only (mode 0600).
 func (r *recorder) OpenLock(p string, create bool) (durable.LockFile, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -496,7 +496,7 @@ func (r *recorder) OpenLock(p string, create bool) (durable.LockFile, error) {
 	l, err := r.inner.OpenLock(p, create)
 	if err == nil && create && errors.Is(missing, errNotFound) {
 		r.trace.Calls++
-		if err := r.create(p, nil, 0o644, "create"); err != nil {
+		if err := r.create(p, nil, 0o600, "create"); err != nil {
 			r.fail(err)
 		}
 	}
