@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -263,13 +264,18 @@ func (e *Engine) Start(tname string, names []string) error {
 	if err != nil {
 		return err
 	}
+	started := 0
 	for _, x := range t.Index.Entries {
 		if need[x.Name] && !up[x.Name] {
 			if err := e.Backend.Start(lt, x); err != nil {
 				return err
 			}
 			e.note(2, "started %s of tree %s", x.Name, tname)
+			started++
 		}
+	}
+	if started == 0 {
+		e.note(2, "tree %s: %s already up", tname, join(names))
 	}
 	return nil
 }
@@ -287,7 +293,18 @@ func (e *Engine) Stop(tname string, names []string) error {
 			users[d] = append(users[d], x.Name)
 		}
 	}
-	need, err := closure(t, names, func(x model.IndexEntry) []string { return users[x.Name] })
+	// A bundle is down once its contents are: stopping it stops them (as
+	// starting it starts them), and what depends on them.
+	bundles, err := closure(t, names, func(x model.IndexEntry) []string {
+		if x.Type == model.Bundle {
+			return x.Deps
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	need, err := closure(t, slices.Collect(maps.Keys(bundles)), func(x model.IndexEntry) []string { return users[x.Name] })
 	if err != nil {
 		return err
 	}
@@ -295,6 +312,7 @@ func (e *Engine) Stop(tname string, names []string) error {
 	if err != nil {
 		return err
 	}
+	stopped := 0
 	for i := len(t.Index.Entries) - 1; i >= 0; i-- {
 		x := t.Index.Entries[i]
 		if need[x.Name] && up[x.Name] {
@@ -302,7 +320,11 @@ func (e *Engine) Stop(tname string, names []string) error {
 				return err
 			}
 			e.note(2, "stopped %s of tree %s", x.Name, tname)
+			stopped++
 		}
+	}
+	if stopped == 0 {
+		e.note(2, "tree %s: %s already down", tname, join(names))
 	}
 	return nil
 }
