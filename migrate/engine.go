@@ -239,6 +239,10 @@ func (e *Engine) lock(gate bool, names []string, applying ...bool) (unlock func(
 	}
 	e.note(4, "holding the owner lock %s", e.Store.LockPath())
 	unlock = func() { l.Unlock() }
+	if p := e.stampProblem(); p != "" {
+		unlock()
+		return nil, errors.New(p)
+	}
 	if !gate {
 		return unlock, nil
 	}
@@ -291,9 +295,25 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("the update of tree(s) %s was interrupted: run %s first", strings.Join(e.Trees, " "), e.Cmd)
 }
 
+// stampProblem says what is wrong with the owner's format stamp, or "": a
+// stamp of a format this treeshift does not know was written by a newer
+// one, whose trees this one must not touch (nor "fix" the stamp back).
+// A state file that cannot be read is reported where it is read.
+func (e *Engine) stampProblem() string {
+	st, err := e.Store.ReadState()
+	if err != nil || st.Stamp == 0 || e.Registry.Version(st.Stamp) != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s: format stamp %d is not a format this treeshift knows (newest %d): a newer treeshift wrote it, and only it may change these trees",
+		e.Host(e.Store.StatePath()), st.Stamp, e.Registry.Newest())
+}
+
 // Warning returns the warning a command that only reads gives while an
 // update is unfinished, or "".
 func (e *Engine) Warning() string {
+	if p := e.stampProblem(); p != "" {
+		return p
+	}
 	if names, _ := e.Pending(); len(names) > 0 {
 		return fmt.Sprintf("the update of tree(s) %s was interrupted: run %s", strings.Join(names, " "), e.Suggest.Cmd("update"))
 	}
