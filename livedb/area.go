@@ -125,8 +125,13 @@ func (d Dir) checkOwn(p string) (exists bool, err error) {
 		// make any name), or it was given away by mistake. Either way
 		// treeshift will not guess which: moving it aside is the
 		// administrator's call, and loses nothing.
+		who := "move it aside"
+		if os.Geteuid() != 0 {
+			// In a sticky directory only root (or its maker) may.
+			who = "root moves it aside"
+		}
 		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID),
-			fmt.Sprintf("if uid %d made it, it holds nothing of uid %d's: move it aside (mv %s %s.uid%d) and run again", uid, d.UID, d.Host(p), d.Host(p), uid)}
+			fmt.Sprintf("if uid %d made it, it holds nothing of uid %d's: %s (mv %s %s.uid%d) and run again", uid, d.UID, who, d.Host(p), d.Host(p), uid)}
 	case mode.Perm()&0o022 != 0:
 		return true, &UnsafeError{Path: d.Host(p), Problem: fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
 	}
