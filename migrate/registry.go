@@ -24,6 +24,7 @@ import (
 
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/durable"
+	"github.com/treeshift/treeshift/internal/fserr"
 )
 
 //go:embed directives.rtr
@@ -300,11 +301,7 @@ func Load(root string) (*Registry, error) {
 				continue
 			}
 			if err != nil {
-				var pe *fs.PathError
-				if errors.As(err, &pe) {
-					err = pe.Err
-				}
-				return nil, fmt.Errorf("%s: %w", name, err)
+				return nil, fmt.Errorf("%s: %w", name, fserr.Cause(err))
 			}
 			if err := r.tighten(v, name, string(b)); err != nil {
 				return nil, err

@@ -10,11 +10,19 @@ import (
 	"os"
 )
 
+// ErrEscapes is os.Root's refusal of a path that leads out of it, in
+// words that say why: os.Root says "path escapes from parent", which
+// names no link.
+var ErrEscapes = errors.New("a symbolic link on its path leads out of the root: refused")
+
 // Cause returns the error inside a *fs.PathError, *os.LinkError or
-// *os.SyscallError, or err itself.
+// *os.SyscallError, or err itself; os.Root's escape is ErrEscapes.
 func Cause(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
+		if pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
+			return ErrEscapes
+		}
 		return pe.Err
 	}
 	var le *os.LinkError
