@@ -55,7 +55,7 @@ else
 	echo "DIFFERENT:"; strip "$root/status-before.json" > "$root/b"; strip "$root/status-after.json" | diff "$root/b" - ; exit 1
 fi
 if [ "$backend" = s6 ]; then
-	echo "# stopping the demo's s6-svscan and its services"
+	echo "# stopping the demo's s6-svscan and its services; the root is left in place for a look: $root (rm -rf it when done)"
 else
 	echo "# left in place for a look: $root (rm -rf it when done)"
 fi

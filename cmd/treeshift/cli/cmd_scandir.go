@@ -36,7 +36,7 @@ func (c *ScandirCreateCmd) Run(e *env) error {
 		return err
 	}
 	if os.Getuid() != 0 {
-		return fmt.Errorf("only root creates live areas for other users: run %s as root", eng.Suggest.Cmd("scandir", "create", "--owner", c.Owner))
+		return fmt.Errorf("only root creates live areas, a user's own too (under directories only root may write): run %s as root", eng.Suggest.Cmd("scandir", "create", "--owner", c.Owner))
 	}
 	if err := eng.Live.CreateArea(uid, gid); err != nil {
 		return err

@@ -176,7 +176,7 @@ var commandDetail = map[string]string{
 
 const exitStatus = `0: success, also when there is nothing to do.
 100: wrong usage, found before anything is changed: a bad option, an unknown tree or service, a bad name, a service definition error, a dependency cycle.
-111: a system call failed, or a tree was refused (its tunability is not met) or found corrupt or inconsistent. Each tree named in a fatal message is as it was before the command: in its old format, its live database unchanged. With update, trees not named were moved to the target format or were in it already: one tree refused does not hold the others back. An interrupted update leaves a journal that the next update finishes or rolls back.`
+111: a system call failed, or a tree was refused (its tunability is not met) or found corrupt or inconsistent. Each tree named in a fatal message is as it was before the command: in its old format, its live database unchanged. With update, trees not named were moved to the target format or were in it already: one tree refused (its tunability not met) does not hold the others back, while a tree found corrupt stops the update before any tree moves. An interrupted update leaves a journal that the next update finishes or rolls back.`
 
 const files = `/var/lib/treeshift: root's system directory: the state file, the owner lock, tree/NAME links to tree generations, live/NAME records, journal/update while an update runs.
 $XDG_DATA_HOME/treeshift: a user's system directory (default ~/.local/share/treeshift).
