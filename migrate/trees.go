@@ -169,9 +169,10 @@ func insertAfter(order []string, name, after string) []string {
 
 // DestroyTree removes a tree and its live part. A tree with services up is
 // refused: destroying it would orphan running services. A tree whose
-// records cannot be read can be destroyed: that is the way out of a tree
-// no treeshift can use; its live part is removed only if none of the
-// services its live database names is up.
+// records cannot be read can be destroyed once it is not live: that is the
+// way out of a tree no treeshift can use. A live one is refused, saying
+// how to take its live part down by hand: without its records, which of
+// its services run cannot be told.
 func (e *Engine) DestroyTree(name string) error {
 	if err := e.CheckTree(name); err != nil {
 		return err
@@ -183,8 +184,10 @@ func (e *Engine) DestroyTree(name string) error {
 		return err
 	}
 	if live && loadErr != nil {
-		return fmt.Errorf("tree %s is live and its records cannot be read (%v): its services' state is unknown; stop them with the supervisor, then run %s and %s again",
-			name, loadErr, e.Suggest.Cmd("uninit", name), e.Suggest.Cmd("tree", "destroy", name))
+		// uninit needs the records too (which services to let go of):
+		// the way out is the supervisor's, then the live part by hand.
+		return fmt.Errorf("tree %s is live and its records cannot be read (%v): treeshift cannot tell which of its services run; stop them with the supervisor, remove its live part (rm -r %s; with s6, also its services' links in %s), then run %s again",
+			name, loadErr, e.Host(lt.Dir), e.Host(e.Live.ScanDir()), e.Suggest.Cmd("tree", "destroy", name))
 	}
 	if live {
 		up, err := e.up(lt, t)
