@@ -198,7 +198,7 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 		return "", err
 	}
 	dst := t.TempCompiled()
-	if err := durable.CloneTree(t.live.FS, src, dst); err != nil {
+	if err := t.live.FS.CloneTree(src, dst); err != nil {
 		t.live.FS.RemoveAll(tmp)
 		return "", err
 	}

@@ -6,7 +6,6 @@ import (
 	"path"
 	"reflect"
 
-	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -70,7 +69,7 @@ func (b *restoreBuild) Apply() error {
 		next = gens[len(gens)-1] + 1
 	}
 	dir := st.GenDir(b.name, next)
-	if err := durable.CloneTree(st.FS, b.src.GenDir(b.name, b.srcGen), dir); err != nil {
+	if err := st.FS.CloneTree(b.src.GenDir(b.name, b.srcGen), dir); err != nil {
 		st.FS.RemoveAll(dir)
 		return err
 	}
