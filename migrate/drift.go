@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/treeshift/treeshift/internal/frontend"
 	"github.com/treeshift/treeshift/internal/model"
@@ -29,14 +30,45 @@ type Drift struct {
 }
 
 // Drift compares the enabled services of t with their definition files.
-func (e *Engine) Drift(t *tree.Tree) []Drift {
+func (e *Engine) Drift(t *tree.Tree) []Drift { return e.drift(t, nil) }
+
+// defCache holds the definitions a run has read: trees share services,
+// and a run over many trees reads each definition once.
+type defCache struct {
+	mu sync.Mutex
+	m  map[string]defResult
+}
+
+type defResult struct {
+	svc model.Service
+	err error
+}
+
+// definition is e.definition(name), through the cache when there is one.
+func (c *defCache) definition(e *Engine, name string) (model.Service, error) {
+	if c == nil {
+		return e.definition(name)
+	}
+	c.mu.Lock()
+	r, ok := c.m[name]
+	c.mu.Unlock()
+	if !ok {
+		r.svc, r.err = e.definition(name)
+		c.mu.Lock()
+		c.m[name] = r
+		c.mu.Unlock()
+	}
+	return r.svc, r.err
+}
+
+func (e *Engine) drift(t *tree.Tree, defs *defCache) []Drift {
 	var out []Drift
 	for _, rec := range t.Services {
 		if !rec.Enabled {
 			continue
 		}
 		d := Drift{Tree: t.Name, Service: rec.Name, Changed: []string{}}
-		cur, err := e.definition(rec.Name)
+		cur, err := defs.definition(e, rec.Name)
 		if err != nil {
 			d.Error = err.Error()
 			var ue *UsageError
