@@ -336,7 +336,8 @@ func (e *Engine) transition(names []string, t target) []Result {
 		}
 	})
 	e.note(4, "prepared %d tree(s) in %s", len(jobs), time.Since(start).Round(10*time.Microsecond))
-	// 3.
+	// 3. Barrier: the journal, the staged state, the copies and the new
+	// generations are durable before any link moves.
 	if err := e.barrier(); err != nil {
 		e.abort(jobs, jr, err)
 		return results
@@ -366,7 +367,8 @@ func (e *Engine) transition(names []string, t target) []Result {
 		e.abort(jobs, jr, err)
 		return results
 	}
-	// 6.
+	// 6. Barrier: the swaps and the commit are durable before anything is
+	// removed, and before the run returns.
 	if err := e.barrier(); err != nil {
 		e.abort(jobs, jr, err)
 		return results
@@ -515,6 +517,13 @@ func (e *Engine) commit(jobs []*job, jr *journal, carried, stamp bool) (stamped 
 	}
 	switch {
 	case all:
+		// The stamp first: a crash between the two renames leaves the
+		// run uncommitted, and its recovery puts the stamp back.
+		if stamp {
+			if err := e.Store.CommitState(); err != nil {
+				return false, err
+			}
+		}
 		if err := e.Store.RenameJournal(journalEntry, committedEntry); err != nil {
 			return false, err
 		}
@@ -527,10 +536,7 @@ func (e *Engine) commit(jobs []*job, jr *journal, carried, stamp bool) (stamped 
 	for i := range jr.Trees {
 		jr.Trees[i].Committed = jr.Trees[i].Committed || done[jr.Trees[i].Tree]
 	}
-	if all && stamp {
-		return true, e.Store.CommitState()
-	}
-	return false, nil
+	return all && stamp, nil
 }
 
 // check is phase 1 for one tree: it fills res and returns the tree's job

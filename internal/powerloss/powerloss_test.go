@@ -74,7 +74,7 @@ func report(t *testing.T, res *Result) {
 func TestPowerLossAtEveryPoint(t *testing.T) {
 	cfg := staged(t)
 	cfg.Recovery = true
-	cfg.States = budget(100)
+	cfg.States = budget(300)
 	res, err := Explore(cfg)
 	if err != nil {
 		t.Fatal(err)
