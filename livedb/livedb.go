@@ -210,6 +210,15 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 // the next transition replaces it.
 func (t *Tree) RemoveTemp() error { return t.live.FS.RemoveAll(t.TempDir()) }
 
+// MoveTemp moves TempDir, if there is one, with move (a rename into a
+// trash on the same filesystem).
+func (t *Tree) MoveTemp(move func(p, name string) error) error {
+	if ok, err := durable.Exists(t.live.FS, t.TempDir()); err != nil || !ok {
+		return err
+	}
+	return move(t.TempDir(), t.Name+".update")
+}
+
 // Sync makes every write and rename under the live directory durable.
 func (d Dir) Sync() error {
 	if ok, err := durable.Exists(d.FS, d.Path); err != nil || !ok {

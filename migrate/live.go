@@ -63,17 +63,22 @@ func (e *Engine) replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 // Collect removes the generations of tree name that nothing points at:
 // neither the tree's link nor its live link; and what interrupted link
 // swaps left beside both links.
+// It empties the trash a transition left (tree.Store.TrashDir).
 func (e *Engine) Collect(name string) error {
+	if err := e.Store.SweepTrash(); err != nil {
+		return err
+	}
 	l, err := e.Store.List()
 	if err != nil {
 		return err
 	}
-	return e.collect(name, l)
+	return e.collect(name, l, false)
 }
 
 // collect is Collect with the trees directory as listed in l, for a run
-// over many trees, which lists it once.
-func (e *Engine) collect(name string, l *tree.Listing) error {
+// over many trees, which lists it once; with trash, generations are moved
+// into the trash rather than removed.
+func (e *Engine) collect(name string, l *tree.Listing, trash bool) error {
 	keep := map[string]bool{}
 	gen, err := e.Store.CurrentGen(name)
 	if err != nil {
@@ -90,7 +95,11 @@ func (e *Engine) collect(name string, l *tree.Listing) error {
 	}
 	for _, g := range l.Gens[name] {
 		if dir := e.Store.GenDir(name, g); !keep[dir] {
-			if err := e.Store.RemoveGen(name, g); err != nil {
+			remove := e.Store.RemoveGen
+			if trash {
+				remove = e.Store.TrashGen
+			}
+			if err := remove(name, g); err != nil {
 				return err
 			}
 		}

@@ -117,7 +117,19 @@ func (e *Engine) finish(j *journal, force bool) map[string]error {
 			return errs
 		}
 	}
-	l, err := e.Store.List()
+	// What is no longer used goes into the trash, for the next change to
+	// remove (the previous run's, emptied here): a rename per tree rather
+	// than a removal per file. A private copy on another filesystem than
+	// the trash's (a live directory on tmpfs) is removed.
+	err := e.Store.SweepTrash()
+	var l *tree.Listing
+	if err == nil {
+		l, err = e.Store.List()
+	}
+	sep := false
+	if err == nil {
+		sep, err = e.separateLive()
+	}
 	cleanup := make([]error, len(j.Trees))
 	e.parallel(len(j.Trees), func(i int, _ *lines) {
 		x := j.Trees[i]
@@ -125,10 +137,14 @@ func (e *Engine) finish(j *journal, force bool) map[string]error {
 			return
 		}
 		if cleanup[i] = err; cleanup[i] == nil {
-			cleanup[i] = e.Live.Tree(x.Tree).RemoveTemp()
+			if lt := e.Live.Tree(x.Tree); sep {
+				cleanup[i] = lt.RemoveTemp()
+			} else {
+				cleanup[i] = lt.MoveTemp(e.Store.Trash)
+			}
 		}
 		if cleanup[i] == nil {
-			cleanup[i] = e.collect(x.Tree, l)
+			cleanup[i] = e.collect(x.Tree, l, true)
 		}
 	})
 	for i, err := range cleanup {

@@ -347,6 +347,39 @@ func (s *Store) Generations(name string) ([]int, error) {
 	return l.Gens[name], nil
 }
 
+// TrashDir is where a transition moves what it no longer needs — old
+// generations, and the private copies of live databases on the same
+// filesystem — for the next change to remove (SweepTrash): a rename is one
+// operation, a removal one per file, and a run's removals were a quarter of
+// its time.
+func (s *Store) TrashDir() string { return path.Join(s.Dir, trashName) }
+
+const trashName = "trash"
+
+// Trash moves p, a directory of the system directory's filesystem that
+// nothing points at, into the trash as name, unsynced; if the trash holds
+// a name already, p is removed instead.
+func (s *Store) Trash(p, name string) error {
+	if err := durable.MkdirAll(s.FS, s.TrashDir(), 0o700, false); err != nil {
+		return err
+	}
+	dst := path.Join(s.TrashDir(), name)
+	if ok, err := durable.Exists(s.FS, dst); err != nil {
+		return err
+	} else if ok {
+		return s.FS.RemoveAll(p)
+	}
+	return s.FS.Rename(p, dst)
+}
+
+// TrashGen moves generation gen of tree name into the trash.
+func (s *Store) TrashGen(name string, gen int) error {
+	return s.Trash(s.GenDir(name, gen), name+"."+strconv.Itoa(gen))
+}
+
+// SweepTrash empties the trash, unsynced: nothing in it is used.
+func (s *Store) SweepTrash() error { return s.FS.RemoveAll(s.TrashDir()) }
+
 // Listing is what the trees directory holds, from one read of it: what a
 // run over many trees consults instead of reading the directory again for
 // each.
