@@ -32,33 +32,44 @@ type Drift struct {
 // Drift compares the enabled services of t with their definition files.
 func (e *Engine) Drift(t *tree.Tree) []Drift { return e.drift(t, nil) }
 
-// defCache holds the definitions a run has read: trees share services,
-// and a run over many trees reads each definition once.
+// defCache holds what a run needs of the definitions it has read: trees
+// share services, and a run over many trees reads each definition once.
+// It keeps a definition's digest and source, not the definition: a record
+// that matches needs no more, and one that does not is read again to say
+// what changed (ten thousand parsed definitions are 10 MB).
 type defCache struct {
 	mu sync.Mutex
 	m  map[string]defResult
 }
 
 type defResult struct {
-	svc model.Service
-	err error
+	digest, source string
+	err            error
 }
 
-// definition is e.definition(name), through the cache when there is one.
-func (c *defCache) definition(e *Engine, name string) (model.Service, error) {
-	if c == nil {
-		return e.definition(name)
-	}
-	c.mu.Lock()
-	r, ok := c.m[name]
-	c.mu.Unlock()
-	if !ok {
-		r.svc, r.err = e.definition(name)
+// matches reports whether rec's definition is the one it was built from;
+// when not, cur is the definition as it is now.
+func (c *defCache) matches(e *Engine, rec model.Service) (ok bool, cur model.Service, err error) {
+	if c != nil {
 		c.mu.Lock()
-		c.m[name] = r
+		r, seen := c.m[rec.Name]
+		c.mu.Unlock()
+		if seen {
+			if r.err != nil {
+				return false, cur, r.err
+			}
+			if r.digest == rec.Digest && r.source == rec.Source {
+				return true, cur, nil
+			}
+		}
+	}
+	cur, err = e.definition(rec.Name)
+	if c != nil {
+		c.mu.Lock()
+		c.m[rec.Name] = defResult{cur.Digest, cur.Source, err}
 		c.mu.Unlock()
 	}
-	return r.svc, r.err
+	return err == nil && cur.Digest == rec.Digest && cur.Source == rec.Source, cur, err
 }
 
 func (e *Engine) drift(t *tree.Tree, defs *defCache) []Drift {
@@ -68,7 +79,7 @@ func (e *Engine) drift(t *tree.Tree, defs *defCache) []Drift {
 			continue
 		}
 		d := Drift{Tree: t.Name, Service: rec.Name, Changed: []string{}}
-		cur, err := defs.definition(e, rec.Name)
+		same, cur, err := defs.matches(e, rec)
 		if err != nil {
 			d.Error = err.Error()
 			var ue *UsageError
@@ -78,7 +89,7 @@ func (e *Engine) drift(t *tree.Tree, defs *defCache) []Drift {
 			out = append(out, d)
 			continue
 		}
-		if cur.Digest == rec.Digest && cur.Source == rec.Source {
+		if same {
 			continue
 		}
 		d.File = cur.Source
