@@ -121,7 +121,7 @@ func (e *Engine) Restore(v int) (*UpdateReport, error) {
 	if len(bad) > 0 {
 		return report, &NotUpdatedError{Trees: bad}
 	}
-	return report, e.stamp(v)
+	return report, e.stamp(v, false)
 }
 
 // Tag makes the tagged copy of version v of the owner's trees (see
