@@ -85,11 +85,17 @@ func (a *Agent) Run(ctx context.Context, s Store) error {
 // lease is lost.
 func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 	p := Presence{Member: a.Member, Host: hostName, Root: a.Root, PID: os.Getpid(), Version: version.String(), Started: time.Now().UTC()}
+	granted := time.Now()
 	sess, err := es.join(ctx, p, a.TTL, a.say)
 	if err != nil {
 		return err
 	}
 	lease := sess.Lease()
+	// The fence: the member's disk is written only while this lease is
+	// known to live (fence.go).
+	f := newFence()
+	f.renewed(granted, a.TTL)
+	site.wrap = f.wrap
 	defer func() {
 		// Revoking the lease deletes the presence key: the member is
 		// down now, for everyone, rather than a TTL later.
@@ -99,6 +105,25 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		sess.Close()
 	}()
 	a.say("member %s: agent up on %s, root %s, lease %x (TTL %s)", a.Member, hostName, a.Root, int64(lease), a.TTL)
+	// sctx ends when the lease is lost or may be: what the agent does
+	// under the lease (coordinating) stops with it.
+	sctx, lost := context.WithCancel(ctx)
+	defer lost()
+	// Renewals go on until the session ends, SIGTERM or not: a task being
+	// finished after SIGTERM is under the lease still.
+	rnctx, stopRenew := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRenew()
+	go a.renew(rnctx, es, lease, f, lost)
+	site.config = func(id string) ([]byte, error) { return getConfig(sctx, es, id) }
+	co := &coordinator{agent: a, es: es, sess: sess, me: coordinatorOf(a, lease)}
+	coDone := make(chan struct{})
+	go func() {
+		defer close(coDone)
+		if err := co.run(sctx); err != nil && sctx.Err() == nil {
+			a.say("member %s: coordinator: %v", a.Member, err)
+		}
+	}()
+	defer func() { lost(); <-coDone }()
 	guard := func(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error {
 		err := es.commit(ctx, st, rev, add, narrow, []clientv3.Cmp{es.holds(a.Member, lease)})
 		if errors.Is(err, ErrConflict) {
@@ -119,9 +144,11 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 	tick := time.NewTicker(a.TTL / 3)
 	defer tick.Stop()
 	type result struct {
-		seq  int
-		err  error
-		took time.Duration
+		seq     int
+		dropped []string
+		err     error
+		took    time.Duration
+		fenced  bool
 	}
 	var (
 		busy    int // the task under way, 0 none
@@ -135,24 +162,36 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		if check.To != 0 {
 			r.Check = &CheckReport{To: check.To, Problems: site.check(check.To)}
 		}
-		return es.putReport(ctx, r, lease)
+		if check.Since != 0 {
+			r.Changed = &ChangedReport{Since: check.Since}
+			if r.Changed.Changes, err = site.changes(check.Since); err != nil {
+				r.Changed.Error = err.Error()
+			}
+		}
+		return es.putReport(sctx, r, lease)
 	}
 	// due: a report is owed — the first, a tick's, a refresh's, a task's
 	// start. A change of the record alone (another member's task) owes
 	// none: reading the member's disk costs, and nobody asked.
 	due := true
 	for {
-		if rr, err := es.cli.Get(ctx, es.key("refresh")); err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
+		// What the agent reads and writes here is bounded by the lease:
+		// cut off, it must come back to the select below, where losing
+		// the lease is noticed, not wait on etcd.
+		rctx, rcancel := context.WithTimeout(sctx, a.TTL)
+		rr, err := es.cli.Get(rctx, es.key("refresh"))
+		rcancel()
+		if err == nil && len(rr.Kvs) > 0 && rr.Kvs[0].ModRevision != refresh {
 			var req refreshRequest
 			json.Unmarshal(rr.Kvs[0].Value, &req)
 			if len(req.Members) == 0 || slices.Contains(req.Members, a.Member) {
 				refresh, due, check = rr.Kvs[0].ModRevision, true, req
 			}
 		}
-		if busy == 0 && ctx.Err() == nil {
-			if st, _, err := es.Load(ctx); err == nil {
+		if busy == 0 && ctx.Err() == nil && f.check() == nil {
+			if st, _, err := es.Load(sctx); err == nil {
 				if m := st.member(a.Member); m != nil && m.Task.Outstanding() {
-					task, err := begin(ctx, guard, es, a.Member, m.Task.Seq)
+					task, resumed, err := begin(sctx, guard, es, a.Member, m.Task.Seq)
 					if errors.Is(err, errLeaseLost) {
 						return err
 					}
@@ -161,8 +200,9 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 						a.say("member %s: task %d: %s to format %d (%s), asked by %s on %s", a.Member, task.Seq, task.Action, task.Version, task.Stage, task.Requested.By, task.Requested.Host)
 						go func() {
 							start := time.Now()
-							err := site.execute(task)
-							done <- result{task.Seq, err, time.Since(start)}
+							before := f.refused.Load()
+							dropped, err := site.execute(task, resumed)
+							done <- result{task.Seq, dropped, err, time.Since(start), f.refused.Load() != before}
 						}()
 					}
 				}
@@ -177,19 +217,56 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		if busy == 0 && ctx.Err() != nil {
 			return nil
 		}
-		select {
-		case <-sess.Done():
+		// The lease lost (its keepalive failed), or the fence down (it may
+		// be): nothing more is done under it.
+		leaseLost := func() error {
 			if busy != 0 {
-				// The task goes on (the engine cannot be stopped
-				// half-way safely); its end is recorded by whoever
-				// holds the member's lease next, which finds it
-				// running and resumes it through the journal.
+				// The task goes on until its next write, which the fence
+				// refuses once the lease may be gone; whoever holds the
+				// member's lease next finds it running and resumes it
+				// through the journal.
 				r := <-done
-				a.say("member %s: task %d ended after the lease was lost: %v", a.Member, r.seq, r.err)
+				if r.fenced {
+					a.say("member %s: task %d stopped: %v", a.Member, r.seq, errFenced)
+				} else {
+					a.say("member %s: task %d ended after the lease was lost: %v", a.Member, r.seq, r.err)
+				}
 			}
 			return errLeaseLost
+		}
+		// A supervisor's SIGTERM: the transition under way is finished,
+		// not abandoned, and its end recorded.
+		stopping := func() error {
+			if busy != 0 {
+				a.say("member %s: stopping once task %d is over", a.Member, busy)
+				r := <-done
+				if r.fenced {
+					return nil
+				}
+				bg := context.WithoutCancel(ctx)
+				ob := site.observe()
+				ob.Refresh = refresh
+				es.putReport(bg, ob, lease)
+				finish(bg, guard, es, a.Member, r.seq, r.dropped, r.err, r.took)
+			}
+			return nil
+		}
+		select {
+		case <-sess.Done():
+			return leaseLost()
+		case <-sctx.Done():
+			if ctx.Err() != nil {
+				return stopping()
+			}
+			return leaseLost()
 		case r := <-done:
 			busy = 0
+			if r.fenced {
+				// Cut short by the fence, the task is not over: its end is
+				// not recorded, and this agent's next lease resumes it.
+				a.say("member %s: task %d stopped: %v", a.Member, r.seq, errFenced)
+				return errLeaseLost
+			}
 			if r.err != nil {
 				a.say("member %s: task %d failed: %v", a.Member, r.seq, r.err)
 			} else {
@@ -200,7 +277,7 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 			if err := report(); errors.Is(err, errLeaseLost) {
 				return err
 			}
-			if err := finish(context.WithoutCancel(ctx), guard, es, a.Member, r.seq, r.err, r.took); err != nil {
+			if err := finish(context.WithoutCancel(ctx), guard, es, a.Member, r.seq, r.dropped, r.err, r.took); err != nil {
 				if errors.Is(err, errLeaseLost) {
 					return err
 				}
@@ -214,18 +291,38 @@ func (a *Agent) session(ctx context.Context, es *EtcdStore, site *site) error {
 		case <-tick.C:
 			due = true
 		case <-ctx.Done():
-			if busy != 0 {
-				// A supervisor's SIGTERM: the transition under way is
-				// finished, not abandoned, and its end recorded.
-				a.say("member %s: stopping once task %d is over", a.Member, busy)
-				r := <-done
-				bg := context.WithoutCancel(ctx)
-				ob := site.observe()
-				ob.Refresh = refresh
-				es.putReport(bg, ob, lease)
-				finish(bg, guard, es, a.Member, r.seq, r.err, r.took)
-			}
-			return nil
+			return stopping()
 		}
+	}
+}
+
+// renew renews the agent's lease every third of its TTL, each time moving
+// the fence on by what the renewal proves, until ctx ends; once the fence
+// is down it calls lost: the lease may be gone, and what the agent does
+// under it must stop.
+func (a *Agent) renew(ctx context.Context, es *EtcdStore, lease clientv3.LeaseID, f *fence, lost func()) {
+	every := a.TTL / 3
+	for {
+		a.renewOnce(ctx, es, lease, f)
+		left := f.left()
+		if left <= 0 {
+			lost()
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(min(every, left)):
+		}
+	}
+}
+
+// renewOnce renews the lease once, within a third of the TTL.
+func (a *Agent) renewOnce(ctx context.Context, es *EtcdStore, lease clientv3.LeaseID, f *fence) {
+	rctx, cancel := context.WithTimeout(ctx, a.TTL/3)
+	defer cancel()
+	sent := time.Now()
+	if r, err := es.cli.KeepAliveOnce(rctx, lease); err == nil && r.TTL > 0 {
+		f.renewed(sent, time.Duration(r.TTL)*time.Second)
 	}
 }

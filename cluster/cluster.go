@@ -57,8 +57,28 @@ type State struct {
 	Lead string `json:"lead"`
 	// Stage is the last stage completed.
 	Stage string `json:"stage"`
+	// Config is the cluster configuration members apply when they roll
+	// (cluster configure), nil when none was stored.
+	Config *ConfigRef `json:"config,omitempty"`
 	// Written says who wrote this version of the record, from which host.
 	Written Writer `json:"written"`
+}
+
+// ConfigRef names a cluster configuration stored with the record: its id
+// (the first 12 hex digits of the SHA-256 of its canonical document), the
+// file it was read from, and who stored it, where and when.
+type ConfigRef struct {
+	ID   string `json:"id"`
+	File string `json:"file"`
+	Writer
+}
+
+// Applied is a cluster configuration a member applied, when, and the
+// format the member moved to in the same run.
+type Applied struct {
+	ID     string    `json:"id"`
+	Time   time.Time `json:"time"`
+	Format int       `json:"format"`
 }
 
 // Writer names who changed something, where and when.
@@ -83,6 +103,11 @@ type Member struct {
 	// tasks it was asked for (the last one's number).
 	Task  *Task `json:"task,omitempty"`
 	Tasks int   `json:"tasks"`
+	// Config is the cluster configuration the member last applied (by a
+	// roll or the install); Previous the one before, which an undo of
+	// that roll puts back.
+	Config   *Applied `json:"config,omitempty"`
+	Previous *Applied `json:"previous_config,omitempty"`
 }
 
 // Task actions: what a member is asked to do, each through its engine.
@@ -111,9 +136,20 @@ type Task struct {
 	Stage   string `json:"stage"`
 	// Tagged is the version of the tagged copy a member moved by the task
 	// must hold: the proof it is the system that was set up.
-	Tagged int    `json:"tagged,omitempty"`
-	State  string `json:"state"`
-	Error  string `json:"error,omitempty"`
+	Tagged int `json:"tagged,omitempty"`
+	// Op is the stage operation that asked for the task (etcd: the
+	// coordinator's; docs/CLUSTER.md): a coordinator resuming the
+	// operation finds its tasks by it, and asks none twice.
+	Op string `json:"op,omitempty"`
+	// Config is the id of the cluster configuration an update applies
+	// first (migrate.Engine.UpdateWith).
+	Config string `json:"config,omitempty"`
+	// Discard: a restore drops what changed on the member since its roll
+	// (undo --discard); Dropped is what it dropped.
+	Discard bool     `json:"discard,omitempty"`
+	Dropped []string `json:"dropped,omitempty"`
+	State   string   `json:"state"`
+	Error   string   `json:"error,omitempty"`
 	// Requested is who asked; Started and Finished the member's side.
 	Requested Writer  `json:"requested"`
 	Started   *Writer `json:"started,omitempty"`
@@ -130,9 +166,12 @@ func (t *Task) Outstanding() bool { return t != nil && (t.State == Pending || t.
 // Record is one event of a stage.
 type Record struct {
 	// Seq is the record's place in the history, from 1.
-	Seq    int    `json:"seq"`
-	Stage  string `json:"stage"`
-	Event  string `json:"event"` // request, start, finish, fail, undo
+	Seq   int    `json:"seq"`
+	Stage string `json:"stage"`
+	// Event is request, start, finish, fail or undo for a stage or a
+	// member's part of it; add or delete for a change of membership;
+	// configure; handover (a coordinator took over an operation).
+	Event  string `json:"event"`
 	Member string `json:"member,omitempty"`
 	From   int    `json:"from"`
 	To     int    `json:"to"`
@@ -145,6 +184,19 @@ type Record struct {
 	// Seconds, on a task's finish or fail, is how long the member's
 	// engine worked on it.
 	Seconds float64 `json:"seconds,omitempty"`
+	// Op is the stage operation the record belongs to (etcd), and
+	// Coordinator the agent that coordinated it (member@host).
+	Op          string `json:"op,omitempty"`
+	Coordinator string `json:"coordinator,omitempty"`
+	// Votes is a member's votes, on add and delete.
+	Votes int `json:"votes,omitempty"`
+	// Changes lists what an undo dropped (--discard), or what a change of
+	// membership left behind (a task not over).
+	Changes []string `json:"changes,omitempty"`
+	// Config is the configuration id, on configure.
+	Config string `json:"config,omitempty"`
+	// Handover names the coordinators, on handover.
+	Handover *Handover `json:"handover,omitempty"`
 }
 
 // RefusedError is a stage the cluster's state does not allow now.
@@ -174,6 +226,10 @@ type Cluster struct {
 	// migrates at switch, with a directory store (DIR/shared). With etcd
 	// the agents that hold shared trees say so (agent --shared).
 	Shared string
+
+	// op is the stage operation this Cluster carries out as the
+	// coordinator (etcd), nil when the stage command coordinates itself.
+	op *opRun
 }
 
 func (c *Cluster) cmd(args ...string) string {
@@ -271,7 +327,7 @@ func (st *State) expect(stage string) error {
 	if st.Next() == stage {
 		return nil
 	}
-	if st.Stage == Postinstall && stage == Switch {
+	if (st.Stage == Postinstall || st.Stage == Roll) && stage == Switch {
 		return refuse("stage %s is not next: the next stage is %s (members %s are not rolled)", stage, Roll, strings.Join(st.unrolled(), " "))
 	}
 	return refuse("stage %s is not next: the next stage is %s", stage, st.Next())

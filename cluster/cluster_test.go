@@ -23,6 +23,7 @@ func run(t testing.TB, bin string, env []string, args ...string) (string, int) {
 // A roll killed mid-way is visible in the cluster's status, and running the
 // roll again finishes it: the member ends in the new format with its state.
 func TestRollKilledMidwayResumes(t *testing.T) {
+	t.Parallel()
 	bin := faulttest.Binary(t)
 	dir := t.TempDir()
 	must := func(args ...string) string {

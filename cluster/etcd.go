@@ -40,6 +40,25 @@ type EtcdStore struct {
 	Endpoints []string
 	Prefix    string
 	cli       *clientv3.Client
+	// guard, for a coordinator's store, is what every change compares
+	// besides the keys it read: that the coordinator still leads (its
+	// election key is the one it created). A coordinator deposed writes
+	// nothing.
+	guard []clientv3.Cmp
+	// lockSess, for a coordinator's store, is the session the long-stage
+	// lock is taken under (the agent's: the lock goes with its lease),
+	// and lockMu orders the coordinator's own operations for it (one
+	// session holds one etcd mutex key).
+	lockSess *concurrency.Session
+	lockMu   chan struct{}
+}
+
+// coordinating is s for a coordinator: its changes guarded by guard, its
+// lock taken under sess.
+func (s *EtcdStore) coordinating(guard clientv3.Cmp, sess *concurrency.Session) *EtcdStore {
+	c := *s
+	c.guard, c.lockSess, c.lockMu = []clientv3.Cmp{guard}, sess, make(chan struct{}, 1)
+	return &c
 }
 
 // OpenEtcd connects to the etcd cluster named by
@@ -87,7 +106,13 @@ func (s *EtcdStore) String() string {
 	return "etcd://" + strings.Join(hosts, ",") + s.Prefix
 }
 
-func (s *EtcdStore) Close() error { return s.cli.Close() }
+func (s *EtcdStore) Close() error {
+	if s.lockSess != nil {
+		// A coordinator's store shares its agent's client.
+		return nil
+	}
+	return s.cli.Close()
+}
 
 func (s *EtcdStore) key(parts ...string) string {
 	return path.Join(append([]string{s.Prefix}, parts...)...)
@@ -118,9 +143,11 @@ func (s *EtcdStore) fail(err error) error {
 
 // memberPart is a member's key.
 type memberPart struct {
-	Rolled bool  `json:"rolled"`
-	Task   *Task `json:"task,omitempty"`
-	Tasks  int   `json:"tasks"`
+	Rolled   bool     `json:"rolled"`
+	Task     *Task    `json:"task,omitempty"`
+	Tasks    int      `json:"tasks"`
+	Config   *Applied `json:"config,omitempty"`
+	Previous *Applied `json:"previous_config,omitempty"`
 }
 
 // parts splits st into its keys' values.
@@ -130,7 +157,7 @@ func (s *EtcdStore) parts(st *State) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for i, m := range st.Members {
 		c.Members[i] = Member{ID: m.ID, Root: m.Root, Votes: m.Votes}
-		b, err := json.Marshal(memberPart{Rolled: m.Rolled, Task: m.Task, Tasks: m.Tasks})
+		b, err := json.Marshal(memberPart{Rolled: m.Rolled, Task: m.Task, Tasks: m.Tasks, Config: m.Config, Previous: m.Previous})
 		if err != nil {
 			return nil, err
 		}
@@ -172,14 +199,27 @@ func (s *EtcdStore) Load(ctx context.Context) (*State, Rev, error) {
 		}
 		rev.parts[string(kv.Key)] = part{kv.ModRevision, kv.Value}
 		if m := st.member(path.Base(string(kv.Key))); m != nil {
-			m.Rolled, m.Task, m.Tasks = mp.Rolled, mp.Task, mp.Tasks
+			m.Rolled, m.Task, m.Tasks, m.Config, m.Previous = mp.Rolled, mp.Task, mp.Tasks, mp.Config, mp.Previous
 		}
+	}
+	if err := st.check(); err != nil {
+		return nil, Rev{}, fmt.Errorf("%s: %v", ckvs[0].Key, err)
 	}
 	return &st, rev, nil
 }
 
 func (s *EtcdStore) Commit(ctx context.Context, st *State, rev Rev, add []Record, narrow bool) error {
 	return s.commit(ctx, st, rev, add, narrow, nil)
+}
+
+// recordPut is the write of a stage record.
+func (s *EtcdStore) recordPut(r Record) (clientv3.Op, error) {
+	rb, err := json.Marshal(r)
+	if err != nil {
+		return clientv3.Op{}, err
+	}
+	k := fmt.Sprintf("%020d-%s-%d-%d", r.Time.UnixNano(), hostName, os.Getpid(), recordKeys.Add(1))
+	return clientv3.OpPut(s.key("records", k), string(rb)), nil
 }
 
 // recordKeys numbers this process's records: a record's key is unique
@@ -221,17 +261,24 @@ func (s *EtcdStore) commit(ctx context.Context, st *State, rev Rev, add []Record
 			}
 		}
 	}
+	// A member no longer in the record (deleted) leaves with its keys: its
+	// part, and its last report.
+	for k, p := range rev.parts {
+		if _, ok := parts[k]; !ok {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(k), "=", p.rev))
+			ops = append(ops, clientv3.OpDelete(k), clientv3.OpDelete(s.key("members", path.Base(k), "report")))
+		}
+	}
 	for _, r := range add {
-		rb, err := json.Marshal(r)
+		op, err := s.recordPut(r)
 		if err != nil {
 			return err
 		}
-		k := fmt.Sprintf("%020d-%s-%d-%d", r.Time.UnixNano(), hostName, os.Getpid(), recordKeys.Add(1))
-		ops = append(ops, clientv3.OpPut(s.key("records", k), string(rb)))
+		ops = append(ops, op)
 	}
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.cli.Txn(ctx).If(append(cmps, guard...)...).Then(ops...).Commit()
+	resp, err := s.cli.Txn(ctx).If(append(append(cmps, s.guard...), guard...)...).Then(ops...).Commit()
 	if err != nil {
 		return s.fail(err)
 	}
@@ -271,13 +318,29 @@ func (s *EtcdStore) Records(ctx context.Context) ([]Record, error) {
 // lease dies with this process: a stage command killed while holding it
 // frees it within the lease's TTL.
 func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error) {
-	sess, err := s.session(ctx, 10)
-	if err != nil {
-		return nil, err
-	}
-	m := concurrency.NewMutex(sess, s.key("lock"))
 	lctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
+	sess := s.lockSess
+	if sess != nil {
+		select {
+		case s.lockMu <- struct{}{}:
+		case <-lctx.Done():
+			return nil, fmt.Errorf("the cluster lock is held by another operation of this coordinator; gave up after %s", wait)
+		}
+	} else {
+		var err error
+		if sess, err = s.session(ctx, 10); err != nil {
+			return nil, err
+		}
+	}
+	release := func() {
+		if s.lockSess != nil {
+			<-s.lockMu
+		} else {
+			sess.Close()
+		}
+	}
+	m := concurrency.NewMutex(sess, s.key("lock"))
 	if err := m.Lock(lctx); err != nil {
 		holder := "another cluster command"
 		if r, gerr := s.cli.Get(ctx, s.key("lock-holder")); gerr == nil && len(r.Kvs) > 0 {
@@ -286,7 +349,7 @@ func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error
 				holder = fmt.Sprintf("a cluster command of %s on %s since %s", w.By, w.Host, w.Time.Format(time.RFC3339))
 			}
 		}
-		sess.Close()
+		release()
 		if errors.Is(err, context.DeadlineExceeded) {
 			return nil, fmt.Errorf("the cluster lock %s is held by %s; gave up after %s", s.key("lock"), holder, wait)
 		}
@@ -299,7 +362,7 @@ func (s *EtcdStore) Lock(ctx context.Context, wait time.Duration) (func(), error
 		defer cancel()
 		s.cli.Delete(ctx, s.key("lock-holder"))
 		m.Unlock(ctx)
-		sess.Close()
+		release()
 	}, nil
 }
 
@@ -446,12 +509,16 @@ type refreshRequest struct {
 	To int `json:"to,omitempty"`
 	// Members, if set, are the only members asked.
 	Members []string `json:"members,omitempty"`
+	// Since, if set, asks each agent what changed on its member since its
+	// roll, against its tagged copy of format Since (undo).
+	Since int `json:"since,omitempty"`
 }
 
-// refresh asks every agent for a report now, and returns the number its
-// report will carry.
-func (s *EtcdStore) refresh(ctx context.Context, to int, only []string) (int64, error) {
-	b, _ := json.Marshal(refreshRequest{Writer: writer(), To: to, Members: only})
+// refresh asks every agent (req.Members only, if set) for a report now,
+// and returns the number its report will carry.
+func (s *EtcdStore) refresh(ctx context.Context, req refreshRequest) (int64, error) {
+	req.Writer = writer()
+	b, _ := json.Marshal(req)
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
 	r, err := s.cli.Put(ctx, s.key("refresh"), string(b))
@@ -490,4 +557,28 @@ func (s *EtcdStore) watch(ctx context.Context, keys ...string) <-chan struct{} {
 	}
 	go func() { wg.Wait(); cancel(); close(out) }()
 	return out
+}
+
+// PutConfig stores a cluster configuration document under its id.
+func (s *EtcdStore) PutConfig(ctx context.Context, id string, doc []byte) error {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	if _, err := s.cli.Put(ctx, s.key("configs", id), string(doc)); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+// GetConfig reads the cluster configuration document id.
+func (s *EtcdStore) GetConfig(ctx context.Context, id string) ([]byte, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	r, err := s.cli.Get(ctx, s.key("configs", id))
+	if err != nil {
+		return nil, s.fail(err)
+	}
+	if len(r.Kvs) == 0 {
+		return nil, fmt.Errorf("no configuration %s in %s", id, s)
+	}
+	return r.Kvs[0].Value, nil
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,6 +90,13 @@ func scratch(t testing.TB) string {
 // TestMain's.
 func startEtcd(t testing.TB, n int, cleanup func(func())) *etcdCluster {
 	t.Helper()
+	return startEtcdOn(t, n, cleanup, "")
+}
+
+// startEtcdOn is startEtcd with each node also serving clients on the
+// address ip (a bridge to network namespaces), at the same port.
+func startEtcdOn(t testing.TB, n int, cleanup func(func()), ip string) *etcdCluster {
+	t.Helper()
 	bin := etcdBin(t)
 	ports := freePorts(t, 2*n)
 	c := &etcdCluster{t: t}
@@ -101,6 +109,9 @@ func startEtcd(t testing.TB, n int, cleanup func(func())) *etcdCluster {
 	data := scratch(t)
 	for i := 0; i < n; i++ {
 		client, peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
+		if ip != "" {
+			client += fmt.Sprintf(",http://%s:%d", ip, ports[2*i])
+		}
 		c.args = append(c.args, []string{bin, "--name", c.names[i], "--data-dir", filepath.Join(data, c.names[i]),
 			"--listen-client-urls", client, "--advertise-client-urls", client,
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
@@ -260,7 +271,15 @@ func startAgentTTL(t testing.TB, ttl, bin, store, member, root string, env ...st
 // startAgentWith starts an agent with further agent options.
 func startAgentWith(t testing.TB, opts []string, bin, store, member, root string, env ...string) *agent {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"--root", root, "cluster", "--store", store, "agent", "--member", member}, opts...)...)
+	return startAgentIn(t, nil, opts, bin, store, member, root, env...)
+}
+
+// startAgentIn starts an agent through the command wrap (ip netns exec
+// NS, say), which execs it.
+func startAgentIn(t testing.TB, wrap, opts []string, bin, store, member, root string, env ...string) *agent {
+	t.Helper()
+	args := append(append(slices.Clone(wrap), bin), append([]string{"--root", root, "cluster", "--store", store, "agent", "--member", member}, opts...)...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	a := &agent{t: t, cmd: cmd, out: &syncBuffer{}, member: member, exited: make(chan struct{})}
 	pr, pw := io.Pipe()

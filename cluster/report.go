@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"reflect"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/treeshift/treeshift/format"
+	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/internal/version"
 	"github.com/treeshift/treeshift/migrate"
@@ -45,6 +47,17 @@ type Report struct {
 	// Check answers a refresh that asked whether the member may move to
 	// a version (check setup).
 	Check *CheckReport `json:"check,omitempty"`
+	// Changed answers a refresh that asked what changed on the member
+	// since its roll (undo).
+	Changed *ChangedReport `json:"changed,omitempty"`
+}
+
+// ChangedReport is what changed on a member since its roll: what a restore
+// from its tagged copy of format Since would drop.
+type ChangedReport struct {
+	Since   int      `json:"since"`
+	Changes []string `json:"changes"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // CheckReport is what keeps a member from moving to version To.
@@ -105,6 +118,11 @@ type site struct {
 	wait   time.Duration
 	report migrate.Reporter
 	getenv func(string) string
+	// config reads a stored cluster configuration by its id.
+	config func(id string) ([]byte, error)
+	// wrap, if set, wraps the file system of the member's engines: an
+	// agent's fence (fence.go).
+	wrap func(durable.FS) durable.FS
 }
 
 func (s *site) engineAt(root string) (*migrate.Engine, error) {
@@ -116,7 +134,7 @@ func (s *site) engineAt(root string) (*migrate.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return migrate.Open(o, migrate.Options{Live: s.live, Wait: s.wait, Report: s.report})
+	return migrate.Open(o, migrate.Options{Live: s.live, Wait: s.wait, Report: s.report, WrapFS: s.wrap})
 }
 
 func (s *site) engine() (*migrate.Engine, error) { return s.engineAt(s.root) }
@@ -207,23 +225,25 @@ func readTrees(e *migrate.Engine) (int, []TreeReport, []string) {
 }
 
 // execute carries out a task on the member's disk, through its engine.
-func (s *site) execute(t *Task) error {
+// resumed: the task was started before and cut short. A restore returns
+// what it dropped.
+func (s *site) execute(t *Task, resumed bool) ([]string, error) {
 	if t.Action == ActShared {
 		if s.shared == "" {
-			return fmt.Errorf("member %s holds no shared trees", s.member)
+			return nil, fmt.Errorf("member %s holds no shared trees", s.member)
 		}
 		e, err := s.engineAt(s.shared)
 		if err != nil {
-			return fmt.Errorf("shared trees: %w", err)
+			return nil, fmt.Errorf("shared trees: %w", err)
 		}
 		if _, err := e.Update(nil, t.Version); err != nil {
-			return fmt.Errorf("shared trees: %w", err)
+			return nil, fmt.Errorf("shared trees: %w", err)
 		}
-		return nil
+		return nil, nil
 	}
 	e, err := s.engine()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	switch t.Action {
 	case ActTag:
@@ -231,23 +251,74 @@ func (s *site) execute(t *Task) error {
 	case ActVerify:
 		err = verifyTagged(e, t.Version)
 	case ActUpdate:
-		// A member set up for this upgrade holds its tagged copy: one
-		// without it is not the system that was set up (a root lost and
-		// made anew, say), and moving it would report a roll of nothing.
-		if t.Tagged != 0 {
-			if err := setUp(e, t.Tagged); err != nil {
-				return err
-			}
-		}
-		_, err = e.Update(nil, t.Version)
+		err = s.update(e, t)
 	case ActRestore:
-		_, err = e.Restore(t.Version)
+		return s.restore(e, t, resumed)
 	case ActUntag:
-		err = e.Untag(t.Version)
+		err = untag(e, t.Version)
 	default:
 		err = fmt.Errorf("unknown task %q", t.Action)
 	}
-	return err
+	return nil, err
+}
+
+// update moves the member's trees to t.Version, applying the cluster
+// configuration t.Config in the same run.
+func (s *site) update(e *migrate.Engine, t *Task) error {
+	// A member set up for this upgrade holds its tagged copy: one
+	// without it is not the system that was set up (a root lost and
+	// made anew, say), and moving it would report a roll of nothing.
+	if t.Tagged != 0 {
+		if err := setUp(e, t.Tagged); err != nil {
+			return err
+		}
+		if err := retag(e, t.Tagged); err != nil {
+			return fmt.Errorf("tagged copy of format %d: %w", t.Tagged, err)
+		}
+	}
+	var cfg *migrate.Config
+	name := ""
+	if t.Config != "" {
+		if s.config == nil {
+			return fmt.Errorf("cluster configuration %s: no store to read it from", t.Config)
+		}
+		doc, err := s.config(t.Config)
+		if err != nil {
+			return fmt.Errorf("cluster configuration %s: %w", t.Config, err)
+		}
+		name = "cluster configuration " + t.Config
+		if cfg, err = migrate.ReadConfig(name, bytes.NewReader(doc)); err != nil {
+			return err
+		}
+	}
+	if _, err := e.UpdateWith(cfg, name, nil, t.Version); err != nil {
+		return err
+	}
+	if cfg != nil && t.Tagged != 0 {
+		// The configuration's changes are the roll's: what changes after
+		// it is measured from here (undo.go).
+		return e.Tag(t.Version)
+	}
+	return nil
+}
+
+// untag removes the tagged copy of version v, and the snapshot a roll
+// left of the format the member runs now.
+func untag(e *migrate.Engine, v int) error {
+	// A member added after switch has none.
+	if e.Store.HasTag(v) {
+		if err := e.Untag(v); err != nil {
+			return err
+		}
+	}
+	st, err := e.Store.ReadState()
+	if err != nil {
+		return err
+	}
+	if st.Stamp != v && e.Store.HasTag(st.Stamp) {
+		return e.Untag(st.Stamp)
+	}
+	return nil
 }
 
 // setUp checks that the member holds the tagged copy of version v (made

@@ -90,6 +90,14 @@ func (c *Cluster) RollStage(ctx context.Context, ids []string, parallel bool) er
 	for id, v := range views {
 		up[id] = v.Up
 	}
+	if len(ids) == 0 && c.op != nil {
+		// The members a coordinator before this one picked.
+		for _, m := range st.Members {
+			if m.Task != nil && m.Task.Op == c.op.id && m.Task.Stage == Roll && m.Task.Action == ActUpdate {
+				ids = append(ids, m.ID)
+			}
+		}
+	}
 	if len(ids) == 0 {
 		un := st.unrolled()
 		if len(un) == 0 {

@@ -11,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/treeshift/treeshift/format"
-	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/migrate"
 )
 
@@ -44,8 +43,8 @@ func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
 	_, dir := c.Store.(*DirStore)
 	seen := map[string]bool{}
 	for _, m := range o.Members {
-		if err := model.CheckName(m.ID); err != nil {
-			return &migrate.UsageError{Err: fmt.Errorf("member id: %v", err)}
+		if err := CheckMember(m); err != nil {
+			return err
 		}
 		if seen[m.ID] {
 			return &migrate.UsageError{Err: fmt.Errorf("member %s given twice", m.ID)}
@@ -57,6 +56,9 @@ func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
 			return &migrate.UsageError{Err: fmt.Errorf("member %s: with an etcd store a member's root is its agent's --root, on its host: --member ID[:VOTES]", m.ID)}
 		}
 		seen[m.ID] = true
+	}
+	if err := checkRoots(o.Members); err != nil {
+		return &migrate.UsageError{Err: err}
 	}
 	return c.locked(ctx, func() error {
 		if _, _, err := c.Store.Load(ctx); err == nil {
@@ -152,14 +154,35 @@ func (c *Cluster) CheckSetup(ctx context.Context, lead string, to int) ([]string
 				problems = append(problems, fmt.Sprintf("member %s: its agent did not answer the check within %s", m.ID, c.wait()))
 			default:
 				problems = append(problems, v.Report.Check.Problems...)
+				problems = append(problems, offFormat(m.ID, v.Report, st.Active)...)
 			}
 		}
 		return problems, nil
 	}
 	for i := range st.Members {
-		problems = append(problems, c.site(&st.Members[i]).check(to)...)
+		s := c.site(&st.Members[i])
+		problems = append(problems, s.check(to)...)
+		problems = append(problems, offFormat(s.member, s.observe(), st.Active)...)
 	}
 	return problems, nil
+}
+
+// offFormat lists a member's trees that are not in the cluster's active
+// format: its tagged copy would not be of that format, and undo would
+// "restore" the trees as they are.
+func offFormat(id string, r *Report, active int) []string {
+	var out []string
+	cmd := "treeshift"
+	if r.Root != "" && r.Root != "/" {
+		cmd += " --root " + r.Root
+	}
+	for _, t := range r.Trees {
+		if t.Format != active {
+			out = append(out, fmt.Sprintf("member %s: tree %s is in format %d, the cluster runs format %d: bring it to format %d first (%s update --to %d %s)",
+				id, t.Name, t.Format, active, active, cmd, active, t.Name))
+		}
+	}
+	return out
 }
 
 // check is what keeps a member from moving to version to: trees that do
@@ -216,10 +239,21 @@ func dirSize(dir string) (int64, error) {
 // SetupStage records the target and lead and has every member make its
 // tagged copy.
 func (c *Cluster) SetupStage(ctx context.Context, lead string, to int) error {
-	if problems, err := c.CheckSetup(ctx, lead, to); err != nil {
+	if done, err := c.finished(ctx, Setup, "finish"); err != nil || done {
 		return err
-	} else if len(problems) > 0 {
-		return refuse("setup refused:\n  %s", strings.Join(problems, "\n  "))
+	}
+	st, _, err := c.load(ctx)
+	if err != nil {
+		return err
+	}
+	// A coordinator resuming the setup another began does not check
+	// again: the record has moved on (lead and versions set, copies made).
+	if !c.resuming(st, Setup) {
+		if problems, err := c.CheckSetup(ctx, lead, to); err != nil {
+			return err
+		} else if len(problems) > 0 {
+			return refuse("setup refused:\n  %s", strings.Join(problems, "\n  "))
+		}
 	}
 	return c.locked(ctx, func() error {
 		st, _, err := c.load(ctx)
@@ -275,8 +309,11 @@ func (c *Cluster) carryAll(ctx context.Context, stage string, ws []want) error {
 	return c.carry(ctx, seqs)
 }
 
-// complete records stage as the last completed.
+// complete records stage as the last completed, once.
 func (c *Cluster) complete(ctx context.Context, stage, member string) error {
+	if done, err := c.finished(ctx, stage, "finish"); err != nil || done {
+		return err
+	}
 	_, err := c.change(ctx, func(t *tx) error {
 		if err := t.st.expect(stage); err != nil && t.st.Stage != stage {
 			return err
@@ -295,10 +332,13 @@ func (c *Cluster) PreinstallStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if done, err := c.finished(ctx, Preinstall, "finish"); err != nil || done {
+			return err
+		}
 		if err := st.expect(Preinstall); err != nil {
 			return err
 		}
-		if err := c.upOrRefuse(ctx, st, Preinstall, st.Lead); err != nil {
+		if err := c.upUnlessResuming(ctx, st, Preinstall, st.Lead); err != nil {
 			return err
 		}
 		if err := c.carryAll(ctx, Preinstall, []want{{member: st.Lead, action: ActVerify, version: st.Active}}); err != nil {
@@ -307,6 +347,15 @@ func (c *Cluster) PreinstallStage(ctx context.Context) error {
 		c.say("member %s: tagged copies verified", st.Lead)
 		return c.complete(ctx, Preinstall, "")
 	})
+}
+
+// upUnlessResuming is upOrRefuse, but for a coordinator resuming the
+// stage's requests: they were made when the members were up.
+func (c *Cluster) upUnlessResuming(ctx context.Context, st *State, stage string, ids ...string) error {
+	if c.resuming(st, stage) {
+		return nil
+	}
+	return c.upOrRefuse(ctx, st, stage, ids...)
 }
 
 // upOrRefuse refuses a stage when a member in ids is down.
@@ -325,10 +374,13 @@ func (c *Cluster) InstallStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if done, err := c.finished(ctx, Install, "finish"); err != nil || done {
+			return err
+		}
 		if err := st.expect(Install); err != nil {
 			return err
 		}
-		if err := c.upOrRefuse(ctx, st, Install, st.Lead); err != nil {
+		if err := c.upUnlessResuming(ctx, st, Install, st.Lead); err != nil {
 			return err
 		}
 		if err := c.carryAll(ctx, Install, []want{{member: st.Lead, action: ActUpdate, version: st.New, tagged: st.Old}}); err != nil {
@@ -345,6 +397,9 @@ func (c *Cluster) PostinstallStage(ctx context.Context) error {
 	return c.locked(ctx, func() error {
 		st, _, err := c.load(ctx)
 		if err != nil {
+			return err
+		}
+		if done, err := c.finished(ctx, Postinstall, "finish"); err != nil || done {
 			return err
 		}
 		if err := st.expect(Postinstall); err != nil {
@@ -368,7 +423,7 @@ func (c *Cluster) PostinstallStage(ctx context.Context) error {
 
 // gate refuses unless every member is up and its fresh report passes ok,
 // naming each member that does not and what it reports.
-func (c *Cluster) gate(ctx context.Context, st *State, stage string, ok func(*Report) (bool, string)) (map[string]*View, error) {
+func (c *Cluster) gate(ctx context.Context, st *State, stage string, ok func(*Report) (bool, string), resumed bool) (map[string]*View, error) {
 	views, err := c.views(ctx, st, true)
 	if err != nil {
 		return nil, err
@@ -376,6 +431,9 @@ func (c *Cluster) gate(ctx context.Context, st *State, stage string, ok func(*Re
 	var bad []string
 	for _, m := range st.Members {
 		v := view(views, m.ID)
+		if resumed {
+			continue
+		}
 		if !v.Up {
 			bad = append(bad, v.Down)
 			continue
@@ -399,21 +457,36 @@ func (c *Cluster) SwitchStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if done, err := c.finished(ctx, Switch, "finish"); err != nil || done {
+			return err
+		}
 		if err := st.expect(Switch); err != nil {
 			return err
 		}
-		views, err := c.gate(ctx, st, Switch, func(r *Report) (bool, string) {
+		// Resumed by another coordinator after its start, the switch is
+		// not gated again: members may have moved their shared trees.
+		started, err := c.finished(ctx, Switch, "start")
+		if err != nil {
+			return err
+		}
+		gate := func(r *Report) (bool, string) {
 			ok, what := r.at(st.New)
 			if !ok {
 				what += fmt.Sprintf(", not every tree and the stamp at format %d", st.New)
 			}
 			return ok, what
-		})
+		}
+		if started {
+			gate = func(*Report) (bool, string) { return true, "" }
+		}
+		views, err := c.gate(ctx, st, Switch, gate, started)
 		if err != nil {
 			return err
 		}
-		if _, err := c.change(ctx, func(t *tx) error { t.rec(Switch, "start", ""); return nil }); err != nil {
-			return err
+		if !started {
+			if _, err := c.change(ctx, func(t *tx) error { t.rec(Switch, "start", ""); return nil }); err != nil {
+				return err
+			}
 		}
 		if c.Shared != "" {
 			s := &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
@@ -461,6 +534,9 @@ func (c *Cluster) CleanStage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if done, err := c.finished(ctx, Clean, "finish"); err != nil || done {
+			return err
+		}
 		if err := st.expect(Clean); err != nil {
 			return err
 		}
@@ -474,7 +550,7 @@ func (c *Cluster) CleanStage(ctx context.Context) error {
 				return false, what + fmt.Sprintf(", not every tree and the stamp at format %d", st.Active)
 			}
 			return true, ""
-		}); err != nil {
+		}, c.resuming(st, Clean)); err != nil {
 			return err
 		}
 		var ws []want
@@ -506,13 +582,27 @@ func (c *Cluster) CleanStage(ctx context.Context) error {
 // Undo undoes the most recent stage: a member's roll, postinstall, install,
 // preinstall or setup, never anything from switch on. A roll or the
 // install is undone by the member, from its tagged copy.
-func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
+//
+// A roll or the install is undone only if the member did not change since
+// (undo.go): otherwise it is refused, naming the changes, unless discard.
+func (c *Cluster) Undo(ctx context.Context, stage, member string, discard bool) error {
 	return c.locked(ctx, func() error {
 		st, _, err := c.load(ctx)
 		if err != nil {
 			return err
 		}
+		who := member
+		if stage == Install {
+			who = st.Lead
+		} else if stage != Roll {
+			who = ""
+		}
+		if done, err := c.finishedFor(ctx, stage, "undo", who); err != nil || done {
+			return err
+		}
+		resumed := c.resuming(st, stage)
 		switch {
+		case resumed:
 		case st.Stage == Switch:
 			return refuse("the active version was switched: nothing can be undone after %s", Switch)
 		case st.Stage == Idle:
@@ -520,14 +610,23 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
 		case stage != st.Stage:
 			return refuse("only the most recent stage can be undone: that is %s", st.Stage)
 		}
+		if !resumed {
+			if err := c.openTask(st, stage, member); err != nil {
+				return err
+			}
+		}
 		switch stage {
 		case Roll:
 			m := st.member(member)
 			restoring := m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore
-			if m == nil || member == st.Lead || !(m.Rolled || restoring) {
-				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", strings.Join(st.rolledOthers(), " "))
+			if !resumed && (m == nil || member == st.Lead || !(m.Rolled || restoring)) {
+				rolled := strings.Join(st.rolledOthers(), " ")
+				if rolled == "" {
+					return refuse("no member but the lead is rolled: the roll has nothing to undo (undo %s undoes the lead's)", Install)
+				}
+				return refuse("give a rolled member to undo its roll: undo roll MEMBER (rolled: %s)", rolled)
 			}
-			if err := c.restore(ctx, st, Roll, member); err != nil {
+			if err := c.restore(ctx, st, Roll, member, discard); err != nil {
 				return err
 			}
 			// With no member rolled but the lead, the stage is back
@@ -540,7 +639,7 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
 			})
 			return err
 		case Install:
-			if err := c.restore(ctx, st, Install, st.Lead); err != nil {
+			if err := c.restore(ctx, st, Install, st.Lead, discard); err != nil {
 				return err
 			}
 			_, err := c.change(ctx, func(t *tx) error {
@@ -563,7 +662,7 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
 			}
 		}
 		_, err = c.change(ctx, func(t *tx) error {
-			if t.st.Stage != stage {
+			if t.st.Stage != stage && !resumed {
 				return refuse("only the most recent stage can be undone: that is %s", t.st.Stage)
 			}
 			switch stage {
@@ -587,14 +686,69 @@ func (c *Cluster) Undo(ctx context.Context, stage, member string) error {
 	})
 }
 
+// openTask refuses an undo of stage while a member's task is not over
+// that the undo would not carry on itself (an undo of the same stage cut
+// short): the task's agent would finish it after the undo, leaving the
+// member in a stage the record no longer is at (an install finishing
+// after its preinstall was undone).
+func (c *Cluster) openTask(st *State, stage, member string) error {
+	for _, m := range st.Members {
+		t := m.Task
+		if !t.Outstanding() {
+			continue
+		}
+		undoing := (t.Action == ActRestore || t.Action == ActUntag) && t.Stage == stage && (stage != Roll || m.ID == member)
+		if !undoing {
+			return refuse("undo %s refused: member %s's %s to format %d (task %d, %s) is not over: finish it first with %s",
+				stage, m.ID, label(t.Stage, t.Action), t.Version, t.Seq, t.State, c.resume(t, m.ID))
+		}
+	}
+	return nil
+}
+
 // restore has a member put its trees back as its tagged copy holds them;
-// the task's end moves the member and the stage back (finish).
-func (c *Cluster) restore(ctx context.Context, st *State, stage, id string) error {
-	if err := c.upOrRefuse(ctx, st, "undo "+stage, id); err != nil {
+// the task's end moves the member and the stage back (finish). A member
+// changed since its roll is refused, naming what changed, unless discard.
+func (c *Cluster) restore(ctx context.Context, st *State, stage, id string, discard bool) error {
+	if m := st.member(id); m != nil && m.Task.Outstanding() && m.Task.Action == ActRestore && m.Task.Discard {
+		// An undo --discard cut short is carried on as it was asked: what
+		// it had begun to drop is not a change to refuse for.
+		discard = true
+	}
+	if !c.resuming(st, stage) {
+		if err := c.upOrRefuse(ctx, st, "undo "+stage, id); err != nil {
+			return err
+		}
+		changes, err := c.changes(ctx, st, id)
+		if err != nil {
+			return err
+		}
+		if len(changes) > 0 && !discard {
+			what := "roll"
+			if stage == Install {
+				what = "install"
+			}
+			args := []string{"undo", stage, id, "--discard"}
+			if stage == Install {
+				args = []string{"undo", stage, "--discard"}
+			}
+			return refuse("undo %s refused: member %s changed since its %s:\n  %s\nundoing the %s would drop these changes, stopping through its supervisor what runs of them: %s does so",
+				stage, id, what, strings.Join(changes, "\n  "), what, c.cmd(args...))
+		}
+	}
+	seqs, err := c.request(ctx, stage, []want{{member: id, action: ActRestore, version: st.Active, discard: discard}}, nil)
+	if err != nil {
 		return err
 	}
-	if err := c.carryAll(ctx, stage, []want{{member: id, action: ActRestore, version: st.Active}}); err != nil {
+	if err := c.carry(ctx, seqs); err != nil {
 		return err
+	}
+	if now, _, err := c.load(ctx); err == nil {
+		if m := now.member(id); m != nil && m.Task != nil && m.Task.Seq == seqs[id] {
+			for _, d := range m.Task.Dropped {
+				c.say("member %s: dropped: %s", id, d)
+			}
+		}
 	}
 	views, err := c.views(ctx, st, false)
 	if err != nil {
@@ -611,3 +765,27 @@ func (c *Cluster) restore(ctx context.Context, st *State, stage, id string) erro
 }
 
 func mkdirAll(p string) error { return os.MkdirAll(p, 0o755) }
+
+// changes asks member id what changed on it since its roll: what a restore
+// from its tagged copy of the active format would drop.
+func (c *Cluster) changes(ctx context.Context, st *State, id string) ([]string, error) {
+	es, ok := c.Store.(*EtcdStore)
+	if !ok {
+		m := st.member(id)
+		return c.site(m).changes(st.Active)
+	}
+	views, err := c.refreshed(ctx, es, refreshRequest{Members: []string{id}, Since: st.Active})
+	if err != nil {
+		return nil, err
+	}
+	v := view(views, id)
+	switch {
+	case !v.Up:
+		return nil, refuse("undo refused: %s", v.Down)
+	case v.Report == nil || v.Report.Changed == nil || v.Report.Changed.Since != st.Active:
+		return nil, fmt.Errorf("member %s: its agent did not say what changed since its roll within %s", id, c.wait())
+	case v.Report.Changed.Error != "":
+		return nil, fmt.Errorf("member %s: %s", id, v.Report.Changed.Error)
+	}
+	return v.Report.Changed.Changes, nil
+}

@@ -88,6 +88,7 @@ func memberState(t testing.TB, bin, root string, v int) string {
 // interrupted, and running it again finishes it, with the member in the
 // stage's format, stamp included, and its state otherwise as it was.
 func TestStagesKilledAtEveryStepResume(t *testing.T) {
+	t.Parallel()
 	bin := faulttest.Binary(t)
 	cases := []struct {
 		name   string
@@ -95,21 +96,37 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 		stage  []string
 		member string // whose trees the stage changes
 		to     int    // and their format after it
+		// prep changes the member (treeshift commands on its root) after
+		// the stages before: what the stage must then undo.
+		prep [][]string
 	}{
-		{"install", [][]string{{"setup", "m1"}, {"preinstall"}}, []string{"install"}, "m1", 3},
-		{"roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}}, []string{"roll", "m2"}, "m2", 3},
-		{"switch", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}, {"roll", "m3"}}, []string{"switch"}, "store/shared", 3},
-		{"undo roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}}, []string{"undo", "roll", "m2"}, "m2", 1},
-		{"undo install", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}}, []string{"undo", "install"}, "m1", 1},
+		{"install", [][]string{{"setup", "m1"}, {"preinstall"}}, []string{"install"}, "m1", 3, nil},
+		{"roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}}, []string{"roll", "m2"}, "m2", 3, nil},
+		{"switch", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}, {"roll", "m3"}}, []string{"switch"}, "store/shared", 3, nil},
+		{"undo roll", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}}, []string{"undo", "roll", "m2"}, "m2", 1, nil},
+		{"undo install", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}}, []string{"undo", "install"}, "m1", 1, nil},
+		// A tree made since the roll: the discard destroys it (apply),
+		// then restores the others; crashed anywhere, run again, the
+		// member is as before its roll.
+		{"undo roll --discard", [][]string{{"setup", "m1"}, {"preinstall"}, {"install"}, {"postinstall"}, {"roll", "m2"}},
+			[]string{"undo", "roll", "m2", "--discard"}, "m2", 1, [][]string{{"tree", "create", "-E", "extra"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
+			// The cases are processes and disk; the etcd tests mostly
+			// wait on leases: run together, they share the CPUs.
+			t.Parallel()
 			staged := clusterDir(t, bin, c.before...)
 			from := 1
 			if c.to == 1 {
 				from = 3
 			}
 			want := memberState(t, bin, filepath.Join(staged, c.member), from)
+			for _, args := range c.prep {
+				if out, code := run(t, bin, nil, append([]string{"--root", filepath.Join(staged, c.member)}, args...)...); code != 0 {
+					t.Fatalf("%v: exit %d\n%s", args, code, out)
+				}
+			}
 			probe := copyCluster(t, staged)
 			out, code := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, append([]string{"cluster", "--store", filepath.Join(probe, "store")}, c.stage...)...)
 			if code != 0 {
@@ -143,4 +160,37 @@ func TestStagesKilledAtEveryStepResume(t *testing.T) {
 			t.Logf("%v: %d durable steps, crashed at every %d", c.stage, steps, stride)
 		})
 	}
+}
+
+// An undo is refused while a member's task of a later stage is not over
+// (an install cut short): its agent would finish the task after the undo,
+// and the member would be in the new format while the record says it is
+// not. The refusal names the command that finishes the task, which works.
+func TestUndoRefusedWhileATaskIsOpen(t *testing.T) {
+	t.Parallel()
+	bin := faulttest.Binary(t)
+	dir := clusterDir(t, bin, []string{"setup", "m1"}, []string{"preinstall"})
+	store := filepath.Join(dir, "store")
+	if out, code := run(t, bin, []string{"TREESHIFT_CRASH_AFTER=3"}, "cluster", "--store", store, "install"); code != -int(syscall.SIGKILL) {
+		t.Fatalf("install crashed after step 3: exit %d\n%s", code, out)
+	}
+	record, err := os.ReadFile(filepath.Join(store, "cluster.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finish := regexp.MustCompile(`undo preinstall refused: member m1's install to format 3 \(task \d+, running\) is not over: finish it first with treeshift cluster --store \S+ install\n`)
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "undo", "preinstall"); code != 111 || !finish.MatchString(out) {
+		t.Fatalf("undo preinstall with the install cut short: exit %d, want 111 naming the install:\n%s", code, out)
+	}
+	if now, _ := os.ReadFile(filepath.Join(store, "cluster.json")); string(now) != string(record) {
+		t.Fatalf("a refused undo changed the record:\n%s\nwas\n%s", now, record)
+	}
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "install"); code != 0 {
+		t.Fatalf("install again: exit %d\n%s", code, out)
+	}
+	memberState(t, bin, filepath.Join(dir, "m1"), 3)
+	if out, code := run(t, bin, nil, "cluster", "--store", store, "undo", "install"); code != 0 {
+		t.Fatalf("undo install once it finished: exit %d\n%s", code, out)
+	}
+	memberState(t, bin, filepath.Join(dir, "m1"), 1)
 }

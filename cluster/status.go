@@ -7,8 +7,10 @@ import (
 )
 
 // StatusSchema is the version of the status document (docs/JSON.md).
-// Version 2 added the store, liveness, reports, tasks and history.
-const StatusSchema = 2
+// Version 2 added the store, liveness, reports, tasks and history; 3 the
+// coordinator, operations, handovers, membership changes, undos and the
+// cluster configuration.
+const StatusSchema = 3
 
 // MemberStatus is one member in Status.
 type MemberStatus struct {
@@ -32,6 +34,30 @@ type MemberStatus struct {
 	Agent    *Presence `json:"agent"`
 	Task     *Task     `json:"task"`
 	Last     *Record   `json:"last"`
+	// Config is the cluster configuration the member last applied, nil
+	// when it applied none.
+	Config *Applied `json:"config"`
+}
+
+// MembershipChange is a member added or deleted.
+type MembershipChange struct {
+	Time    time.Time `json:"time"`
+	Event   string    `json:"event"`
+	Member  string    `json:"member"`
+	Votes   int       `json:"votes"`
+	By      string    `json:"by"`
+	Host    string    `json:"host"`
+	Changes []string  `json:"changes"`
+}
+
+// UndoRecord is a stage undone, with what the undo dropped.
+type UndoRecord struct {
+	Time    time.Time `json:"time"`
+	Stage   string    `json:"stage"`
+	Member  string    `json:"member"`
+	By      string    `json:"by"`
+	Host    string    `json:"host"`
+	Dropped []string  `json:"dropped"`
 }
 
 // Span is one stage, or one member's part of it, from its first record
@@ -52,21 +78,33 @@ type Span struct {
 
 // Status is the document of `cluster status`.
 type Status struct {
-	Schema     int            `json:"schema"`
-	Store      string         `json:"store"`
-	Stage      string         `json:"stage"`
-	Next       string         `json:"next"`
-	Active     int            `json:"active"`
-	New        int            `json:"new"`
-	Old        int            `json:"old"`
-	Lead       string         `json:"lead"`
-	QuorumVote bool           `json:"quorum_vote"`
-	Written    Writer         `json:"written"`
+	Schema     int    `json:"schema"`
+	Store      string `json:"store"`
+	Stage      string `json:"stage"`
+	Next       string `json:"next"`
+	Active     int    `json:"active"`
+	New        int    `json:"new"`
+	Old        int    `json:"old"`
+	Lead       string `json:"lead"`
+	QuorumVote bool   `json:"quorum_vote"`
+	Written    Writer `json:"written"`
+	// Config is the cluster configuration members apply when they roll.
+	Config *ConfigRef `json:"config"`
+	// Coordinator is the agent elected to coordinate stages (etcd), nil
+	// when none campaigns (or with a directory store).
+	Coordinator *Coordinator `json:"coordinator"`
+	// Operations lists the stage operations not over (etcd).
+	Operations []Op           `json:"operations"`
 	Members    []MemberStatus `json:"members"`
 	// Interrupted lists work started and not finished that nothing is
 	// carrying on, each with what resumes it.
 	Interrupted []string `json:"interrupted"`
 	History     []Span   `json:"history"`
+	// Handovers, Membership and Undos are the coordinator handovers,
+	// changes of membership and undos recorded, oldest first.
+	Handovers  []Handover         `json:"handovers"`
+	Membership []MembershipChange `json:"membership"`
+	Undos      []UndoRecord       `json:"undos"`
 }
 
 // Status reports the record, the members as they report themselves, and
@@ -85,7 +123,33 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	out := &Status{Schema: StatusSchema, Store: c.Store.String(), Stage: st.Stage, Next: st.Next(), Active: st.Active, New: st.New, Old: st.Old,
-		Lead: st.Lead, QuorumVote: st.QuorumVote, Written: st.Written, Members: []MemberStatus{}, Interrupted: []string{}, History: history(records)}
+		Lead: st.Lead, QuorumVote: st.QuorumVote, Written: st.Written, Config: st.Config, Operations: []Op{},
+		Members: []MemberStatus{}, Interrupted: []string{}, History: history(records),
+		Handovers: []Handover{}, Membership: []MembershipChange{}, Undos: []UndoRecord{}}
+	if es, ok := c.Store.(*EtcdStore); ok {
+		if out.Coordinator, err = es.Leader(ctx); err != nil {
+			return nil, err
+		}
+		ops, _, err := es.ops(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, op := range ops {
+			out.Operations = append(out.Operations, *op)
+		}
+	}
+	for _, r := range records {
+		switch {
+		case r.Event == "handover" && r.Handover != nil:
+			out.Handovers = append(out.Handovers, *r.Handover)
+		case r.Stage == Membership:
+			out.Membership = append(out.Membership, MembershipChange{Time: r.Time, Event: r.Event, Member: r.Member, Votes: r.Votes,
+				By: r.By, Host: r.Host, Changes: nonNilStrings(r.Changes)})
+		case r.Event == "undo":
+			out.Undos = append(out.Undos, UndoRecord{Time: r.Time, Stage: r.Stage, Member: r.Member, By: r.By, Host: r.Host,
+				Dropped: nonNilStrings(r.Changes)})
+		}
+	}
 	if out.Stage == Idle {
 		out.Stage = "idle"
 	}
@@ -110,7 +174,7 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 		ms := MemberStatus{ID: m.ID, Root: m.Root, Votes: m.Votes, Rolled: m.Rolled, Up: v.Up, Down: v.Down,
 			Rolling:  contains(rolling, m.ID),
 			OnTagged: st.New != 0 && st.Stage != Idle && !m.Rolled && st.Stage != Switch,
-			Report:   v.Report, Agent: v.Agent, Task: m.Task, Last: last[m.ID]}
+			Report:   v.Report, Agent: v.Agent, Task: m.Task, Last: last[m.ID], Config: m.Config}
 		if v.Report != nil {
 			ms.Reported = time.Since(v.Report.Time).Round(time.Second).Seconds()
 			if ms.Root == "" {
@@ -147,8 +211,12 @@ func (c *Cluster) Status(ctx context.Context) (*Status, error) {
 // resume is the command that carries an interrupted task on.
 func (c *Cluster) resume(t *Task, member string) string {
 	switch {
+	case t.Action == ActRestore && t.Stage == Roll && t.Discard:
+		return c.cmd("undo", Roll, member, "--discard")
 	case t.Action == ActRestore && t.Stage == Roll:
 		return c.cmd("undo", Roll, member)
+	case t.Action == ActRestore && t.Discard:
+		return c.cmd("undo", t.Stage, "--discard")
 	case t.Action == ActRestore, t.Action == ActUntag && t.Stage == Setup:
 		return c.cmd("undo", t.Stage)
 	case t.Stage == Roll:
@@ -174,6 +242,10 @@ func history(records []Record) []Span {
 	out := []Span{}
 	open := map[string]int{}
 	for _, r := range records {
+		if r.Event == "handover" {
+			// Not a stage's end: status lists handovers apart.
+			continue
+		}
 		key := r.Stage + "/" + r.Member
 		i, ok := open[key]
 		switch r.Event {

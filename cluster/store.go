@@ -38,6 +38,10 @@ type Store interface {
 	// Lock excludes other long stage commands, on any host, until the
 	// returned function runs; it gives up after wait.
 	Lock(ctx context.Context, wait time.Duration) (unlock func(), err error)
+	// PutConfig stores a cluster configuration document under its id;
+	// GetConfig reads it back (every member's agent, when it rolls).
+	PutConfig(ctx context.Context, id string, doc []byte) error
+	GetConfig(ctx context.Context, id string) ([]byte, error)
 	// String names the store in messages.
 	String() string
 	Close() error
@@ -116,24 +120,56 @@ type tx struct {
 	// narrow: the change depends only on the parts it writes (see
 	// Store.Commit).
 	narrow bool
+	op     *opRun
 }
 
 func (t *tx) rec(stage, event, member string) *Record {
-	t.add = append(t.add, t.st.record(t.w, stage, event, member))
+	r := t.st.record(t.w, stage, event, member)
+	if t.op != nil {
+		r.Op, r.Coordinator = t.op.id, t.op.via
+	}
+	t.add = append(t.add, r)
 	return &t.add[len(t.add)-1]
+}
+
+// opRun is the stage operation a coordinator carries out (etcd): what it
+// writes is filed under the operation and in the name of who asked for it
+// (the operator's user and host), and says which agent coordinated.
+type opRun struct {
+	id        string
+	requested Writer
+	via       string
+}
+
+// writer is who a change made for o is made by: the operator who asked
+// for the operation, now; without an operation, this process.
+func (o *opRun) writer() Writer {
+	if o == nil {
+		return writer()
+	}
+	w := o.requested
+	w.Time = time.Now().UTC()
+	return w
+}
+
+func (o *opRun) ID() string {
+	if o == nil {
+		return ""
+	}
+	return o.id
 }
 
 // change reads the record, lets fn change it, and commits the change if
 // nobody wrote the record in between; otherwise it reads it again and
 // calls fn again, so fn decides on what is there, never on a stale copy.
 // fn returning an error commits nothing.
-func change(ctx context.Context, s Store, fn func(t *tx) error) (*State, error) {
+func change(ctx context.Context, s Store, op *opRun, fn func(t *tx) error) (*State, error) {
 	for {
 		st, rev, err := s.Load(ctx)
 		if err != nil {
 			return nil, err
 		}
-		t := &tx{st: st, w: writer()}
+		t := &tx{st: st, w: op.writer(), op: op}
 		if err := fn(t); err != nil {
 			return st, err
 		}
@@ -150,7 +186,7 @@ func change(ctx context.Context, s Store, fn func(t *tx) error) (*State, error) 
 }
 
 func (c *Cluster) change(ctx context.Context, fn func(t *tx) error) (*State, error) {
-	st, err := change(ctx, c.Store, fn)
+	st, err := change(ctx, c.Store, c.op, fn)
 	return st, c.noCluster(err)
 }
 
@@ -174,13 +210,13 @@ type dirFile struct {
 
 // flock takes an exclusive lock on DIR/name, waiting up to wait.
 func (d *DirStore) flock(ctx context.Context, name string, wait time.Duration) (func(), error) {
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+	if _, err := d.safeDir(d.Dir, true); err != nil {
 		return nil, err
 	}
 	p := filepath.Join(d.Dir, name)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := openFile(p, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", p, err)
+		return nil, err
 	}
 	deadline := time.Now().Add(wait)
 	for unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) != nil {
@@ -198,12 +234,19 @@ func (d *DirStore) Lock(ctx context.Context, wait time.Duration) (func(), error)
 }
 
 func (d *DirStore) read() (*dirFile, error) {
-	b, err := os.ReadFile(d.path())
+	exists, err := d.safeDir(d.Dir, false)
+	if err != nil {
+		return nil, err
+	}
+	if !exists {
+		return nil, ErrNoCluster
+	}
+	b, err := readFile(d.path())
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoCluster
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", d.path(), err)
+		return nil, err
 	}
 	var f dirFile
 	if err := json.Unmarshal(b, &f); err != nil {
@@ -218,6 +261,9 @@ func (d *DirStore) read() (*dirFile, error) {
 			f.Records[i].Seq = i + 1
 		}
 		f.Schema = Schema
+	}
+	if err := f.State.check(); err != nil {
+		return nil, fmt.Errorf("%s: %v", d.path(), err)
 	}
 	return &f, nil
 }
@@ -282,4 +328,38 @@ func (d *DirStore) Commit(ctx context.Context, st *State, r Rev, add []Record, n
 	}
 	defer dir.Close()
 	return dir.Sync()
+}
+
+func (d *DirStore) configPath(id string) string { return filepath.Join(d.Dir, "configs", id+".json") }
+
+func (d *DirStore) PutConfig(ctx context.Context, id string, doc []byte) error {
+	if _, err := d.safeDir(d.Dir, true); err != nil {
+		return err
+	}
+	if _, err := d.safeDir(filepath.Dir(d.configPath(id)), true); err != nil {
+		return err
+	}
+	if err := atomic.WriteFile(d.configPath(id), bytes.NewReader(doc)); err != nil {
+		return fmt.Errorf("write %s: %w", d.configPath(id), err)
+	}
+	dir, err := os.Open(filepath.Dir(d.configPath(id)))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+func (d *DirStore) GetConfig(ctx context.Context, id string) ([]byte, error) {
+	if _, err := d.safeDir(d.Dir, false); err != nil {
+		return nil, err
+	}
+	if _, err := d.safeDir(filepath.Dir(d.configPath(id)), false); err != nil {
+		return nil, err
+	}
+	b, err := readFile(d.configPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: %w", id, err)
+	}
+	return b, nil
 }

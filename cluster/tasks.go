@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/treeshift/treeshift/migrate"
 )
 
 // A stage asks members to do things by writing a task into each member's
@@ -28,6 +30,7 @@ type want struct {
 	action  string
 	version int
 	tagged  int
+	discard bool
 }
 
 // label is the stage a task's records are filed under.
@@ -43,11 +46,22 @@ func label(stage, action string) string {
 // returns their sequence numbers. A member doing something else is
 // refused. check runs on the record as read, in the same change, so a
 // decision (quorum, say) is never taken on a stale record.
+//
+// A coordinator resuming an operation (another's, which died) finds the
+// tasks the operation asked for by their Op, whatever became of them: a
+// task asked for is never asked for again, and the check that came before
+// it is not made again on a record that has moved on since.
 func (c *Cluster) request(ctx context.Context, stage string, ws []want, check func(t *tx) error) (map[string]int, error) {
 	seqs := map[string]int{}
 	_, err := c.change(ctx, func(t *tx) error {
 		clear(seqs)
-		if check != nil {
+		ours := 0
+		for _, w := range ws {
+			if m := t.st.member(w.member); m != nil && c.asked(m.Task, stage, w) {
+				ours++
+			}
+		}
+		if check != nil && ours < len(ws) {
 			if err := check(t); err != nil {
 				return err
 			}
@@ -55,7 +69,11 @@ func (c *Cluster) request(ctx context.Context, stage string, ws []want, check fu
 		for _, w := range ws {
 			m := t.st.member(w.member)
 			if m == nil {
-				return fmt.Errorf("no member %s", w.member)
+				return &migrate.UsageError{Err: fmt.Errorf("no member %s", w.member)}
+			}
+			if c.asked(m.Task, stage, w) {
+				seqs[w.member] = m.Task.Seq
+				continue
 			}
 			if cur := m.Task; cur.Outstanding() {
 				if cur.Action == w.action && cur.Version == w.version && cur.Stage == stage {
@@ -65,7 +83,11 @@ func (c *Cluster) request(ctx context.Context, stage string, ws []want, check fu
 				return refuse("member %s is busy: %s to format %d (task %d, %s) is not over", m.ID, cur.Action, cur.Version, cur.Seq, cur.State)
 			}
 			m.Tasks++
-			m.Task = &Task{Seq: m.Tasks, Action: w.action, Version: w.version, Stage: stage, Tagged: w.tagged, State: Pending, Requested: t.w}
+			m.Task = &Task{Seq: m.Tasks, Action: w.action, Version: w.version, Stage: stage, Tagged: w.tagged, State: Pending,
+				Requested: t.w, Op: c.op.ID(), Discard: w.discard}
+			if w.action == ActUpdate && t.st.Config != nil {
+				m.Task.Config = t.st.Config.ID
+			}
 			t.rec(label(stage, w.action), "request", m.ID)
 			seqs[w.member] = m.Task.Seq
 		}
@@ -74,10 +96,33 @@ func (c *Cluster) request(ctx context.Context, stage string, ws []want, check fu
 	return seqs, err
 }
 
+// asked reports whether task is w, asked for by the operation c carries
+// out.
+func (c *Cluster) asked(task *Task, stage string, w want) bool {
+	return c.op != nil && task != nil && task.Op == c.op.id && task.Action == w.action && task.Version == w.version && task.Stage == stage
+}
+
+// resuming reports whether the operation c carries out already asked
+// members for tasks of stage: it is being resumed by another coordinator,
+// and the checks before its requests were passed then.
+func (c *Cluster) resuming(st *State, stage string) bool {
+	if c.op == nil {
+		return false
+	}
+	for _, m := range st.Members {
+		if m.Task != nil && m.Task.Op == c.op.id && m.Task.Stage == stage {
+			return true
+		}
+	}
+	return false
+}
+
 // begin marks a member's task running, if it is still the task seq and
-// outstanding; it returns the task, or nil when there is nothing to do.
-func begin(ctx context.Context, commit commitFunc, s Store, member string, seq int) (*Task, error) {
+// outstanding; it returns the task, or nil when there is nothing to do,
+// and whether it was running already (started before, and cut short).
+func begin(ctx context.Context, commit commitFunc, s Store, member string, seq int) (*Task, bool, error) {
 	var task *Task
+	resumed := false
 	_, err := changeWith(ctx, s, commit, func(t *tx) error {
 		task = nil
 		// A member's start and end touch its own part of the record
@@ -88,22 +133,23 @@ func begin(ctx context.Context, commit commitFunc, s Store, member string, seq i
 			return errNothing
 		}
 		w := t.w
+		resumed = m.Task.State == Running
 		m.Task.State, m.Task.Started, m.Task.Finished = Running, &w, nil
-		t.rec(label(m.Task.Stage, m.Task.Action), "start", member)
+		t.rec(label(m.Task.Stage, m.Task.Action), "start", member).Op = m.Task.Op
 		c := *m.Task
 		task = &c
 		return nil
 	})
 	if errors.Is(err, errNothing) {
-		return nil, nil
+		return nil, false, nil
 	}
-	return task, err
+	return task, resumed, err
 }
 
 var errNothing = errors.New("nothing to do")
 
 // finish records the end of a member's task, and what it changes.
-func finish(ctx context.Context, commit commitFunc, s Store, member string, seq int, terr error, took time.Duration) error {
+func finish(ctx context.Context, commit commitFunc, s Store, member string, seq int, dropped []string, terr error, took time.Duration) error {
 	_, err := changeWith(ctx, s, commit, func(t *tx) error {
 		t.narrow = true
 		m := t.st.member(member)
@@ -116,18 +162,28 @@ func finish(ctx context.Context, commit commitFunc, s Store, member string, seq 
 		if terr != nil {
 			task.State, task.Error = Failed, terr.Error()
 			r := t.rec(label(task.Stage, task.Action), "fail", member)
-			r.Error, r.Seconds = task.Error, task.Seconds
+			r.Error, r.Seconds, r.Op = task.Error, task.Seconds, task.Op
 			return nil
 		}
 		task.State, task.Error = Done, ""
-		t.rec(label(task.Stage, task.Action), "finish", member).Seconds = task.Seconds
+		r := t.rec(label(task.Stage, task.Action), "finish", member)
+		r.Seconds, r.Op = task.Seconds, task.Op
 		st := t.st
 		switch task.Action {
 		case ActUpdate:
 			m.Rolled = task.Version == st.New
+			if task.Config != "" {
+				m.Previous, m.Config = m.Config, &Applied{ID: task.Config, Time: w.Time, Format: task.Version}
+			}
 		case ActRestore:
 			m.Rolled = false
-			t.rec(task.Stage, "undo", member)
+			// The configuration the undone move applied goes with it.
+			if m.Config != nil && st.New != 0 && m.Config.Format == st.New {
+				m.Config, m.Previous = m.Previous, nil
+			}
+			task.Dropped = dropped
+			u := t.rec(task.Stage, "undo", member)
+			u.Changes, u.Op = dropped, task.Op
 		}
 		return nil
 	})
@@ -141,9 +197,9 @@ type commitFunc func(ctx context.Context, st *State, rev Rev, add []Record, narr
 
 func changeWith(ctx context.Context, s Store, commit commitFunc, fn func(t *tx) error) (*State, error) {
 	if commit == nil {
-		return change(ctx, s, fn)
+		return change(ctx, s, nil, fn)
 	}
-	return change(ctx, committer{s, commit}, fn)
+	return change(ctx, committer{s, commit}, nil, fn)
 }
 
 // committer is a Store whose Commit is another function (an agent's,
@@ -179,14 +235,14 @@ func (c *Cluster) carry(ctx context.Context, seqs map[string]int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			task, err := begin(ctx, nil, c.Store, id, seqs[id])
+			task, resumed, err := begin(ctx, nil, c.Store, id, seqs[id])
 			if err != nil || task == nil {
 				errs[i] = err
 				return
 			}
 			start := time.Now()
-			terr := s.execute(task)
-			if err := finish(ctx, nil, c.Store, id, task.Seq, terr, time.Since(start)); err != nil {
+			dropped, terr := s.execute(task, resumed)
+			if err := finish(ctx, nil, c.Store, id, task.Seq, dropped, terr, time.Since(start)); err != nil {
 				errs[i] = err
 				return
 			}
@@ -210,7 +266,8 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // site is a member's disk on this host (directory store).
 func (c *Cluster) site(m *Member) *site {
-	return &site{member: m.ID, root: m.Root, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
+	return &site{member: m.ID, root: m.Root, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv,
+		config: func(id string) ([]byte, error) { return getConfig(context.Background(), c.Store, id) }}
 }
 
 // await waits for agents to finish tasks seqs.
@@ -305,19 +362,20 @@ func (c *Cluster) views(ctx context.Context, st *State, fresh bool, only ...stri
 	if !fresh {
 		return c.agentViews(ctx, es)
 	}
-	return c.refreshed(ctx, es, 0, only)
+	return c.refreshed(ctx, es, refreshRequest{Members: only})
 }
 
 // checkViews asks every agent whether its member may move to format to.
 func (c *Cluster) checkViews(ctx context.Context, es *EtcdStore, to int) (map[string]*View, error) {
-	return c.refreshed(ctx, es, to, nil)
+	return c.refreshed(ctx, es, refreshRequest{To: to})
 }
 
-// refreshed asks every live agent (of the members only, if given) for a
-// report now (with a check of format to, if set), and waits up to wait for
+// refreshed asks every live agent (of req.Members only, if set) for a
+// report now (answering what req asks besides), and waits up to wait for
 // their answers.
-func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, to int, only []string) (map[string]*View, error) {
-	rev, err := es.refresh(ctx, to, only)
+func (c *Cluster) refreshed(ctx context.Context, es *EtcdStore, req refreshRequest) (map[string]*View, error) {
+	only := req.Members
+	rev, err := es.refresh(ctx, req)
 	if err != nil {
 		return nil, err
 	}

@@ -35,9 +35,17 @@ import (
 type UnsafeError struct {
 	Path    string
 	Problem string
+	// Hint, when set, says how to put it right.
+	Hint string
 }
 
-func (e *UnsafeError) Error() string { return e.Path + ": " + e.Problem + ": refused" }
+func (e *UnsafeError) Error() string {
+	msg := e.Path + ": " + e.Problem + ": refused"
+	if e.Hint != "" {
+		msg += "; " + e.Hint
+	}
+	return msg
+}
 
 // AreaError reports an owner's area that does not exist and that the owner
 // cannot make, with the command root runs to make it.
@@ -90,13 +98,13 @@ func (d Dir) checkShared(p string) (exists bool, err error) {
 	}
 	switch {
 	case mode&fs.ModeSymlink != 0:
-		return true, &UnsafeError{d.Host(p), "a symbolic link where the live directory must be a directory"}
+		return true, &UnsafeError{Path: d.Host(p), Problem: "a symbolic link where the live directory must be a directory"}
 	case !mode.IsDir():
-		return true, &UnsafeError{d.Host(p), "not a directory"}
+		return true, &UnsafeError{Path: d.Host(p), Problem: "not a directory"}
 	case !d.trusted(uid):
-		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by root", uid)}
+		return true, &UnsafeError{Path: d.Host(p), Problem: fmt.Sprintf("owned by uid %d, not by root", uid)}
 	case mode.Perm()&0o022 != 0 && mode&fs.ModeSticky == 0:
-		return true, &UnsafeError{d.Host(p), fmt.Sprintf("writable by others (mode %04o) and not sticky", mode.Perm())}
+		return true, &UnsafeError{Path: d.Host(p), Problem: fmt.Sprintf("writable by others (mode %04o) and not sticky", mode.Perm())}
 	}
 	return true, nil
 }
@@ -109,13 +117,18 @@ func (d Dir) checkOwn(p string) (exists bool, err error) {
 	}
 	switch {
 	case mode&fs.ModeSymlink != 0:
-		return true, &UnsafeError{d.Host(p), "a symbolic link where the owner's live area must be a directory"}
+		return true, &UnsafeError{Path: d.Host(p), Problem: "a symbolic link where the owner's live area must be a directory"}
 	case !mode.IsDir():
-		return true, &UnsafeError{d.Host(p), "not a directory"}
+		return true, &UnsafeError{Path: d.Host(p), Problem: "not a directory"}
 	case uid != d.UID:
-		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID)}
+		// Another user made it (a sticky shared directory lets anyone
+		// make any name), or it was given away by mistake. Either way
+		// treeshift will not guess which: moving it aside is the
+		// administrator's call, and loses nothing.
+		return true, &UnsafeError{d.Host(p), fmt.Sprintf("owned by uid %d, not by its owner, uid %d", uid, d.UID),
+			fmt.Sprintf("if uid %d made it, it holds nothing of uid %d's: move it aside (mv %s %s.uid%d) and run again", uid, d.UID, d.Host(p), d.Host(p), uid)}
 	case mode.Perm()&0o022 != 0:
-		return true, &UnsafeError{d.Host(p), fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
+		return true, &UnsafeError{Path: d.Host(p), Problem: fmt.Sprintf("writable by group or others (mode %04o)", mode.Perm())}
 	}
 	return true, nil
 }

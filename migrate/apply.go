@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/model"
 	"github.com/treeshift/treeshift/tree"
@@ -299,6 +300,10 @@ func (e *Engine) treeChanges(ct ConfigTree, t *tree.Tree, ts TreeStatus, bad fun
 		})
 	} else {
 		cur = t.Tree
+		if t.Format != ct.Format {
+			e.note(2, "tree %s is in format %s, the configuration says %s: apply keeps formats, update moves them",
+				T, format.Name(t.Format), format.Name(ct.Format))
+		}
 	}
 
 	// The records the tree will hold.

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/treeshift/treeshift/internal/faulttest"
+	"github.com/treeshift/treeshift/migrate"
 )
 
 // applyConfig is the configuration of stageRoot's system (reverse --json)
@@ -196,37 +197,12 @@ func changes(t *testing.T, out string) []string {
 // by name: the order they are listed in is not configuration.
 func canonical(t *testing.T, doc string) string {
 	t.Helper()
-	var c struct {
-		Schema int `json:"schema"`
-		Owner  struct {
-			UID  int    `json:"uid"`
-			Name string `json:"name"`
-		} `json:"owner"`
-		Trees []struct {
-			Name        string   `json:"name"`
-			Format      int      `json:"format"`
-			Enabled     bool     `json:"enabled"`
-			Current     bool     `json:"current"`
-			Allow       []string `json:"allow"`
-			Initialized bool     `json:"initialized"`
-			Services    []struct {
-				Name        string `json:"name"`
-				Up          bool   `json:"up"`
-				Unmonitored bool   `json:"unmonitored"`
-			} `json:"services"`
-		} `json:"trees"`
-	}
+	var c migrate.Config
 	if err := json.Unmarshal([]byte(doc), &c); err != nil {
 		t.Fatalf("%v in:\n%s", err, doc)
 	}
 	for _, tr := range c.Trees {
-		slices.SortFunc(tr.Services, func(a, b struct {
-			Name        string `json:"name"`
-			Up          bool   `json:"up"`
-			Unmonitored bool   `json:"unmonitored"`
-		}) int {
-			return strings.Compare(a.Name, b.Name)
-		})
+		slices.SortFunc(tr.Services, func(a, b migrate.ConfigService) int { return strings.Compare(a.Name, b.Name) })
 	}
 	b, _ := json.MarshalIndent(c, "", "  ")
 	return string(b)

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/treeshift/treeshift/internal/durable"
@@ -48,6 +49,11 @@ type Engine struct {
 	Workers int
 	// watch, when set, notices outside writers during a transition.
 	noWatch bool
+
+	// defs is the root opened for reading service definitions.
+	defsOnce sync.Once
+	defs     *os.Root
+	defsErr  error
 }
 
 // Reporter receives what an engine does.

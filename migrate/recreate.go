@@ -38,8 +38,8 @@ func Recreate(ts TreeStatus, order []string, v int, cmd suggest.Prefix) []string
 // Creation returns the commands that create tree ts in format v as it is
 // now, on a system where the trees before it in the start order (order)
 // exist already: tree create with its flags, enable of its enabled
-// services, init if it is live, start of its services that are up; cmd
-// writes each command.
+// services, init if it is live, start of its services that are up, and
+// unmonitor of those whose supervision is paused; cmd writes each command.
 func Creation(ts TreeStatus, order []string, v int, cmd suggest.Prefix) []string {
 	T := ts.Name
 	create := []string{"tree", "create", "--format", strconv.Itoa(v)}
@@ -71,6 +71,15 @@ func Creation(ts TreeStatus, order []string, v int, cmd suggest.Prefix) []string
 	}
 	if up := upServices(ts); len(up) > 0 {
 		cmds = append(cmds, cmd.Cmd(append([]string{"start", "-t", T}, up...)...))
+	}
+	var paused []string
+	for _, s := range ts.Live.Services {
+		if s.Unmonitored {
+			paused = append(paused, s.Name)
+		}
+	}
+	if len(paused) > 0 {
+		cmds = append(cmds, cmd.Cmd(append([]string{"unmonitor", "-t", T}, paused...)...))
 	}
 	return cmds
 }

@@ -6,8 +6,10 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
+	"path"
 	"slices"
+	"strings"
+	"syscall"
 
 	"github.com/treeshift/treeshift/internal/compile"
 	"github.com/treeshift/treeshift/internal/frontend"
@@ -20,13 +22,25 @@ import (
 // maxDefinition bounds a service definition file.
 const maxDefinition = 1 << 20
 
-// FindDefinition returns the host path of service name's definition, the
-// first found in the owner's service directories.
+// definitions opens the root for reading service definitions. Links are
+// followed within the root (a package may install a definition as a link),
+// never out of it: a staged root is no way to read the host's files.
+func (e *Engine) definitions() (*os.Root, error) {
+	e.defsOnce.Do(func() { e.defs, e.defsErr = os.OpenRoot(e.Owner.Root) })
+	return e.defs, e.defsErr
+}
+
+// FindDefinition returns the path inside the root of service name's
+// definition, the first found in the owner's service directories.
 func (e *Engine) FindDefinition(name string) (string, error) {
+	rt, err := e.definitions()
+	if err != nil {
+		return "", err
+	}
 	dirs := e.Owner.ServiceDirs()
 	for _, d := range dirs {
-		p := e.Owner.Host(filepath.Join(d, name))
-		fi, err := os.Stat(p)
+		p := path.Join(d, name)
+		fi, err := rt.Stat(strings.TrimPrefix(p, "/"))
 		if err == nil && fi.Mode().IsRegular() {
 			return p, nil
 		}
@@ -40,15 +54,24 @@ func (e *Engine) FindDefinition(name string) (string, error) {
 	return "", usage("service %s: no definition in %s", name, join(dirs))
 }
 
-// readDefinition reads a definition file, refusing one over maxDefinition.
-func readDefinition(p string) ([]byte, error) {
-	f, err := os.Open(p)
+// readDefinition reads the definition at p (inside the root), refusing one
+// over maxDefinition.
+func (e *Engine) readDefinition(p string) ([]byte, error) {
+	rt, err := e.definitions()
+	if err != nil {
+		return nil, err
+	}
+	// Non-blocking: a pipe swapped in since it was found must not hang
+	// the command; it is refused as not a regular file.
+	f, err := rt.OpenFile(strings.TrimPrefix(p, "/"), os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", p, fserr.Cause(err))
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, usage("%s: service definition is not a regular file", p)
 	} else if fi.Size() > maxDefinition {
 		return nil, usage("%s: %d bytes, over the %d-byte limit of a service definition", p, fi.Size(), maxDefinition)
 	}
@@ -119,11 +142,11 @@ func (e *Engine) definition(name string) (model.Service, error) {
 	if err != nil {
 		return model.Service{}, err
 	}
-	data, err := readDefinition(p)
+	data, err := e.readDefinition(p)
 	if err != nil {
 		return model.Service{}, err
 	}
-	svc, err := frontend.Parse(name, e.Owner.Inside(p), data)
+	svc, err := frontend.Parse(name, p, data)
 	if err != nil {
 		return model.Service{}, &UsageError{Err: err}
 	}

@@ -47,12 +47,23 @@ func run(m *testing.M) int {
 		return 1
 	}
 	binDir = dir
+	// testscript makes its own root of work directories and leaves it
+	// behind, empty, after every run: one of ours, removed.
+	if workRoot, err = os.MkdirTemp("", "treeshift-scripts"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(workRoot)
 	return m.Run()
 }
+
+// workRoot holds the scripts' work directories.
+var workRoot string
 
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata",
+		WorkdirRoot:         workRoot,
 		RequireExplicitExec: false,
 		// UPDATE_GOLDEN=1 rewrites a failing cmp's golden file in the script.
 		UpdateScripts: os.Getenv("UPDATE_GOLDEN") != "",

@@ -153,7 +153,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	ctx, err := parser.Parse(args)
 	var pe *kong.ParseError
-	if errors.As(err, &pe) && pe.Context != nil && strings.HasPrefix(pe.Error(), "expected one of") && missingCommand(pe.Context) {
+	if errors.As(err, &pe) && pe.Context != nil && isMissingCommand(pe) && missingCommand(pe.Context) {
 		// A command group without its subcommand (treeshift, treeshift
 		// cluster): list what may follow.
 		pe.Context.PrintUsage(false)
@@ -187,6 +187,14 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 
 // missingCommand reports whether parsing stopped at a command group that
 // needs a subcommand.
+// isMissingCommand recognises kong's complaint that a command group was
+// given no subcommand: "expected one of ..." when there are several,
+// `expected "crash"` when there is one.
+func isMissingCommand(pe *kong.ParseError) bool {
+	msg := pe.Error()
+	return strings.HasPrefix(msg, "expected one of ") || strings.HasPrefix(msg, `expected "`)
+}
+
 func missingCommand(ctx *kong.Context) bool {
 	n := ctx.Selected()
 	if n == nil {

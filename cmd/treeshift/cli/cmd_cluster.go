@@ -34,7 +34,9 @@ type ClusterCmd struct {
 	Clean       ClusterStageCmd  `cmd:"" help:"Remove the tagged copies: the upgrade is complete."`
 	Status      ClusterStatusCmd `cmd:"" help:"Show the stage, versions and members."`
 	Undo        ClusterUndoCmd   `cmd:"" help:"Undo the most recent stage (not after switch)."`
-	Agent       ClusterAgentCmd  `cmd:"" help:"Run a member's agent (etcd store): report the member's trees, carry out its tasks."`
+	Member      ClusterMemberCmd `cmd:"" help:"Add or delete a member, also during an upgrade."`
+	Configure   ClusterConfigCmd `cmd:"" help:"Store a configuration (reverse --json) that members apply when they roll."`
+	Agent       ClusterAgentCmd  `cmd:"" help:"Run a member's agent (etcd store): report the member's trees, carry out its tasks, coordinate stages when elected."`
 }
 
 // cluster opens the cluster the subcommands act on, the context they
@@ -163,7 +165,7 @@ func (c *ClusterSetupCmd) Run(e *env, cc *ClusterCmd) error {
 		return err
 	}
 	defer done()
-	if err := cl.SetupStage(ctx, c.Lead, c.To); err != nil {
+	if err := cl.Do(ctx, &cluster.Op{Stage: cluster.Setup, Lead: c.Lead, To: c.To}); err != nil {
 		return err
 	}
 	fmt.Fprintln(e.stdout, "next stage: preinstall")
@@ -179,19 +181,7 @@ func (c *ClusterStageCmd) Run(e *env, cc *ClusterCmd, kctx *kong.Context) error 
 		return err
 	}
 	defer done()
-	switch kctx.Selected().Name {
-	case cluster.Preinstall:
-		err = cl.PreinstallStage(ctx)
-	case cluster.Install:
-		err = cl.InstallStage(ctx)
-	case cluster.Postinstall:
-		err = cl.PostinstallStage(ctx)
-	case cluster.Switch:
-		err = cl.SwitchStage(ctx)
-	case cluster.Clean:
-		err = cl.CleanStage(ctx)
-	}
-	if err != nil {
+	if err := cl.Do(ctx, &cluster.Op{Stage: kctx.Selected().Name}); err != nil {
 		return err
 	}
 	if st, _, err := cl.Store.Load(ctx); err == nil && st.Stage != cluster.Idle {
@@ -212,13 +202,14 @@ func (c *ClusterRollCmd) Run(e *env, cc *ClusterCmd) error {
 		return err
 	}
 	defer done()
-	return cl.RollStage(ctx, c.Members, c.Parallel)
+	return cl.Do(ctx, &cluster.Op{Stage: cluster.Roll, Members: c.Members, Parallel: c.Parallel})
 }
 
 // ClusterUndoCmd is `cluster undo STAGE [MEMBER]`.
 type ClusterUndoCmd struct {
-	Stage  string `arg:"" enum:"setup,preinstall,install,postinstall,roll,switch,clean" help:"The stage to undo: the most recent one."`
-	Member string `arg:"" optional:"" help:"With roll: the member whose roll to undo."`
+	Stage   string `arg:"" enum:"setup,preinstall,install,postinstall,roll,switch,clean" help:"The stage to undo: the most recent one."`
+	Member  string `arg:"" optional:"" help:"With roll: the member whose roll to undo."`
+	Discard bool   `help:"Undo a roll or the install even though the member changed since (services enabled, trees made...): drop those changes, stopping through the supervisor what runs of them."`
 }
 
 func (c *ClusterUndoCmd) Run(e *env, cc *ClusterCmd) error {
@@ -227,7 +218,67 @@ func (c *ClusterUndoCmd) Run(e *env, cc *ClusterCmd) error {
 		return err
 	}
 	defer done()
-	return cl.Undo(ctx, c.Stage, c.Member)
+	return cl.Do(ctx, &cluster.Op{Stage: cluster.OpUndo, Undo: c.Stage, Member: c.Member, Discard: c.Discard})
+}
+
+// ClusterMemberCmd is `cluster member add|delete`.
+type ClusterMemberCmd struct {
+	Add    ClusterMemberAddCmd    `cmd:"" help:"Add a member; during an upgrade it is set up and rolled as the others were."`
+	Delete ClusterMemberDeleteCmd `cmd:"" help:"Delete a member that is down (its unfinished task is abandoned)."`
+}
+
+// ClusterMemberAddCmd is `cluster member add ID[=ROOT][:VOTES]`.
+type ClusterMemberAddCmd struct {
+	Member string `arg:"" help:"The member: ID=ROOT[:VOTES] with a directory store, ID[:VOTES] with etcd (its agent must be running); votes default 1." placeholder:"ID[=ROOT][:VOTES]"`
+}
+
+func (c *ClusterMemberAddCmd) Run(e *env, cc *ClusterCmd) error {
+	m, err := parseMember(c.Member)
+	if err != nil {
+		return err
+	}
+	if err := cluster.CheckMember(m); err != nil {
+		return err
+	}
+	cl, ctx, done, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return cl.Do(ctx, &cluster.Op{Stage: cluster.OpMemberAdd, Member: m.ID, Root: m.Root, Votes: m.Votes})
+}
+
+// ClusterMemberDeleteCmd is `cluster member delete ID`.
+type ClusterMemberDeleteCmd struct {
+	ID string `arg:"" help:"The member to delete." placeholder:"ID"`
+}
+
+func (c *ClusterMemberDeleteCmd) Run(e *env, cc *ClusterCmd) error {
+	cl, ctx, done, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return cl.DeleteMember(ctx, c.ID)
+}
+
+// ClusterConfigCmd is `cluster configure FILE`.
+type ClusterConfigCmd struct {
+	File string `arg:"" help:"Configuration document, as reverse --json prints it; - reads standard input."`
+}
+
+func (c *ClusterConfigCmd) Run(e *env, cc *ClusterCmd) error {
+	cfg, err := readConfig(e, c.File)
+	if err != nil {
+		return err
+	}
+	cl, ctx, done, err := cc.cluster(e)
+	if err != nil {
+		return err
+	}
+	defer done()
+	_, err = cl.Configure(ctx, cfg, configName(c.File))
+	return err
 }
 
 // ClusterStatusCmd is `cluster status`.
@@ -255,14 +306,30 @@ func (c *ClusterStatusCmd) Run(e *env, cc *ClusterCmd) error {
 	}
 	fmt.Fprintf(w, "stage: %s (next: %s)\nactive format: %d\nnew format: %s\nlead: %s\nquorum vote: %s\n",
 		st.Stage, st.Next, st.Active, newv, dash(st.Lead), yes(st.QuorumVote))
+	if st.Config != nil {
+		fmt.Fprintf(w, "configuration: %s (stored %s by %s on %s from %s)\n", st.Config.ID, st.Config.Time.Local().Format(time.DateTime), st.Config.By, st.Config.Host, st.Config.File)
+	} else {
+		fmt.Fprintln(w, "configuration: -")
+	}
+	if _, etcd := cl.Store.(*cluster.EtcdStore); etcd {
+		if c := st.Coordinator; c != nil {
+			fmt.Fprintf(w, "coordinator: %s (treeshift %s) since %s\n", c, c.Version, c.Since.Local().Format(time.DateTime))
+		} else {
+			fmt.Fprintln(w, "coordinator: none: no agent is up to coordinate")
+		}
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tVOTES\tROLLED\tON TAGGED\tLAST")
+	fmt.Fprintln(tw, "MEMBER\tVOTES\tROLLED\tON TAGGED\tCONFIG\tLAST")
 	for _, m := range st.Members {
 		last := "-"
 		if m.Last != nil {
 			last = fmt.Sprintf("%s %s %d->%d by %s", m.Last.Stage, m.Last.Event, m.Last.From, m.Last.To, m.Last.By)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.ID, m.Votes, yes(m.Rolled), yes(m.OnTagged), last)
+		conf := "-"
+		if m.Config != nil {
+			conf = m.Config.ID
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", m.ID, m.Votes, yes(m.Rolled), yes(m.OnTagged), conf, last)
 	}
 	tw.Flush()
 	fmt.Fprintln(w, "\nreports:")
@@ -309,6 +376,42 @@ func (c *ClusterStatusCmd) Run(e *env, cc *ClusterCmd) error {
 		}
 		tw.Flush()
 	}
+	if len(st.Operations) > 0 {
+		fmt.Fprintln(w, "\noperations:")
+		for _, op := range st.Operations {
+			by := "-"
+			if op.Coordinator != nil {
+				by = op.Coordinator.String()
+			}
+			fmt.Fprintf(w, "%s %s %s, asked by %s on %s at %s, coordinated by %s\n", op.ID, op.Stage, op.State, op.Requested.By, op.Requested.Host,
+				op.Requested.Time.Local().Format(time.DateTime), by)
+		}
+	}
+	if len(st.Handovers) > 0 {
+		fmt.Fprintln(w, "\nhandovers:")
+		for _, h := range st.Handovers {
+			fmt.Fprintf(w, "%s %s: %s (treeshift %s) took over from %s (treeshift %s)\n", h.Time.Local().Format(time.DateTime), h.Stage,
+				h.To, h.To.Version, h.From, h.From.Version)
+		}
+	}
+	if len(st.Membership) > 0 {
+		fmt.Fprintln(w, "\nmembership:")
+		for _, m := range st.Membership {
+			fmt.Fprintf(w, "%s %s %s (%d vote(s)) by %s on %s\n", m.Time.Local().Format(time.DateTime), m.Event, m.Member, m.Votes, m.By, m.Host)
+			for _, c := range m.Changes {
+				fmt.Fprintf(w, "  %s\n", c)
+			}
+		}
+	}
+	if len(st.Undos) > 0 {
+		fmt.Fprintln(w, "\nundone:")
+		for _, u := range st.Undos {
+			fmt.Fprintf(w, "%s %s %s by %s on %s\n", u.Time.Local().Format(time.DateTime), u.Stage, dash(u.Member), u.By, u.Host)
+			for _, d := range u.Dropped {
+				fmt.Fprintf(w, "  dropped: %s\n", d)
+			}
+		}
+	}
 	for _, i := range st.Interrupted {
 		fmt.Fprintln(w, "interrupted: "+i)
 	}
@@ -336,14 +439,19 @@ type ClusterAgentCmd struct {
 }
 
 func (c *ClusterAgentCmd) Run(e *env, cc *ClusterCmd) error {
+	if c.TTL < time.Second || c.TTL%time.Second != 0 {
+		return &migrate.UsageError{Err: fmt.Errorf("--ttl %s: whole seconds, at least 1s (etcd leases count whole seconds)", c.TTL)}
+	}
+	// The id names the agent's keys in the store: the rules of every
+	// name given on a command line.
+	if err := cluster.CheckMember(cluster.Member{ID: c.Member}); err != nil {
+		return err
+	}
 	cl, ctx, done, err := cc.cluster(e)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if c.TTL < time.Second {
-		return &migrate.UsageError{Err: fmt.Errorf("--ttl %s: at least 1s (etcd leases count whole seconds)", c.TTL)}
-	}
 	root, err := filepath.Abs(e.Root)
 	if err != nil {
 		return err

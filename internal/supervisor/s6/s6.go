@@ -93,10 +93,19 @@ func (b *Backend) Init(t *livedb.Tree, compiled string, index model.Index) error
 		}
 		dirs = append(dirs, dir)
 	}
-	if len(dirs) == 0 {
+	pruned, err := b.prune(t, index)
+	if err != nil {
+		return err
+	}
+	if len(dirs) == 0 && !pruned {
 		return nil
 	}
-	if err := run("s6-svscanctl", "-a", b.Scan); err != nil {
+	scan := "-a"
+	if pruned {
+		// -n lets the supervisors of the links pruned go.
+		scan = "-an"
+	}
+	if err := run("s6-svscanctl", scan, b.Scan); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(b.Timeout)
@@ -110,6 +119,43 @@ func (b *Backend) Init(t *livedb.Tree, compiled string, index model.Index) error
 		}
 	}
 	return nil
+}
+
+// prune unlinks from the scan directory the services of tree t that its
+// index no longer holds (disabled since the tree was made live) and that
+// are down: a supervisor left for a service the tree does not have would
+// run it behind treeshift's back. One still up is left alone: stopping a
+// process is never a side effect.
+func (b *Backend) prune(t *livedb.Tree, index model.Index) (bool, error) {
+	keep := map[string]bool{}
+	for _, e := range index.Entries {
+		if supervised(e) {
+			keep[e.Name] = true
+		}
+	}
+	dirs := t.Host(path.Join(t.Dir, livedb.ServiceDirsName))
+	links, err := os.ReadDir(b.Scan)
+	if err != nil {
+		return false, err
+	}
+	pruned := false
+	for _, l := range links {
+		link := filepath.Join(b.Scan, l.Name())
+		target, err := os.Readlink(link)
+		if err != nil || filepath.Dir(target) != dirs || keep[filepath.Base(target)] {
+			continue
+		}
+		if exec.Command("s6-svok", target).Run() == nil {
+			if o, err := exec.Command("s6-svstat", "-o", "up", target).Output(); err != nil || strings.TrimSpace(string(o)) != "false" {
+				continue
+			}
+		}
+		if err := os.Remove(link); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return pruned, err
+		}
+		pruned = true
+	}
+	return pruned, nil
 }
 
 // Uninit unlinks the tree's services from the scan directory and has
@@ -174,7 +220,33 @@ func (b *Backend) Unmonitor(t *livedb.Tree, e model.IndexEntry) error {
 	if !supervised(e) {
 		return nil
 	}
-	return run("s6-svc", "-O", t.Host(t.ServiceDir(e.Name)))
+	dir := t.Host(t.ServiceDir(e.Name))
+	if err := run("s6-svc", "-O", dir); err != nil {
+		return err
+	}
+	return b.waitWanted(dir, false)
+}
+
+// waitWanted waits until s6-supervise has read a command that changes
+// what it wants (s6-svc writes to its control pipe and returns at once;
+// -O and a -u on a service that is up have no -w form): a status read
+// right after the command must show it.
+func (b *Backend) waitWanted(dir string, up bool) error {
+	want := strconv.FormatBool(up)
+	deadline := time.Now().Add(b.Timeout)
+	for {
+		o, err := exec.Command("s6-svstat", "-o", "wantedup", dir).Output()
+		if err != nil {
+			return fmt.Errorf("s6-svstat %s: %v", dir, err)
+		}
+		if strings.TrimSpace(string(o)) == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: s6-supervise did not take the command within %s (wanted up: %s)", dir, b.Timeout, strings.TrimSpace(string(o)))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // Monitor has s6-supervise want svc up again: s6-svc -u, which on a service
@@ -183,7 +255,11 @@ func (b *Backend) Monitor(t *livedb.Tree, e model.IndexEntry) error {
 	if !supervised(e) {
 		return nil
 	}
-	return run("s6-svc", "-u", t.Host(t.ServiceDir(e.Name)))
+	dir := t.Host(t.ServiceDir(e.Name))
+	if err := run("s6-svc", "-u", dir); err != nil {
+		return err
+	}
+	return b.waitWanted(dir, true)
 }
 
 // oneshot runs a oneshot's up or down script from the tree's live database.
