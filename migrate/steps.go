@@ -313,6 +313,13 @@ func (v *verify) Apply() error {
 			return &InconsistentError{fmt.Sprintf("tree %s: its live link points at %s, not at its new database", v.name, target)}
 		}
 	}
+	if t.Tree == nil { // let go after staging: read back, once per swap
+		full, err := v.e.Store.LoadGen(v.name, t.Gen)
+		if err != nil {
+			return err
+		}
+		t.Tree = identity(full.Tree)
+	}
 	state, err := v.e.Store.ReadState()
 	if err != nil {
 		return err

@@ -333,6 +333,9 @@ func (e *Engine) transition(names []string, t target) []Result {
 			j.prepare, j.swap = nil, nil
 		} else if s := j.build.Staged(); s != nil {
 			out.note(4, "tree %s: staged generation %d, format %s, at %s", j.entry.Tree, s.Gen, format.Name(s.Format), s.Dir)
+			// Held for every tree until the swaps, the staged trees'
+			// records would grow with the run: verify reads them back.
+			s.Tree = nil
 		}
 	})
 	e.note(4, "prepared %d tree(s) in %s", len(jobs), time.Since(start).Round(10*time.Microsecond))
@@ -351,6 +354,9 @@ func (e *Engine) transition(names []string, t target) []Result {
 			}
 		}
 		j.prepare, j.swap = nil, nil // the trees they hold are no longer needed
+		if s := j.build.Staged(); s != nil {
+			s.Tree = nil
+		}
 	})
 	if p, ok := e.Report.(interface {
 		Progress(i, n int, tree string, from, to int)
