@@ -5,7 +5,7 @@
 #   1. cp -a of the staged root plus sync -f (the floor: copying the bytes
 #      once, durably),
 #   2. treeshift update of a fresh copy (the real thing, durably),
-# and once more treeshift update with nothing to do. It prints one line per
+# then REPEAT times treeshift update with nothing to do. It prints one line per
 # case: the medians of wall-clock seconds (update, floor, their ratio), the
 # update's CPU seconds and peak RSS, the flushes it made (syncfs and fsync,
 # as it reports them at -v 4) and the nothing-to-do run's seconds. Needs GNU
@@ -131,7 +131,11 @@ for c in "$@"; do
 		fi
 		r=$((r + 1))
 	done
-	timed again "$bin" --root "$base/run" update
+	r=1
+	while [ "$r" -le "$repeat" ]; do
+		timed again "$bin" --root "$base/run" update
+		r=$((r + 1))
+	done
 	rm -rf "$base/floor" "$base/run" "$staged"
 	sync
 	floor=$(median floor 2)
