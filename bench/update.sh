@@ -131,6 +131,9 @@ for c in "$@"; do
 		fi
 		r=$((r + 1))
 	done
+	# A re-run comes later: what the update left to write back is on the
+	# disk first, as the staged root was before each update.
+	sync
 	r=1
 	while [ "$r" -le "$repeat" ]; do
 		timed again "$bin" --root "$base/run" update
