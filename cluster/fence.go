@@ -149,4 +149,19 @@ func (x *fencedFS) SyncFS(p string) error {
 	return x.do("sync filesystem of", p, func() error { return x.FS.SyncFS(p) })
 }
 
+// Build, CloneTree and CreateStream make whole trees of files and streamed
+// files in one call (the transition stages generations and copies, and
+// writes its journal, with them): fenced like every other change.
+func (x *fencedFS) Build(dir string, perm fs.FileMode, entries []durable.Entry) error {
+	return x.do("build", dir, func() error { return x.FS.Build(dir, perm, entries) })
+}
+
+func (x *fencedFS) CloneTree(src, dst string) error {
+	return x.do("clone", dst, func() error { return x.FS.CloneTree(src, dst) })
+}
+
+func (x *fencedFS) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+	return x.do("create", p, func() error { return x.FS.CreateStream(p, perm, write) })
+}
+
 func (x *fencedFS) String() string { return fmt.Sprintf("fenced %v", x.FS) }
