@@ -47,7 +47,7 @@ demo-cluster-etcd: build
 # where device-mapper exists). Without -race: the runs are many, and each
 # is a run make test already has under the race detector. Prints the
 # figures, and the reason of each test skipped.
-CRASH_TESTS = PowerLoss|EverySyncIsNeeded|InjectedErrors|CrashAtEveryDurableStep|DryRunPredicts|OutsideWriter|StagesKilledAtEveryStep
+CRASH_TESTS = PowerLoss|EverySyncIsNeeded|InjectedErrors|CrashAtEveryDurableStep|PreviousRelease|DryRunPredicts|OutsideWriter|StagesKilledAtEveryStep
 crash:
 	TREESHIFT_CRASH_ALL=1 $(GO) run ./internal/testrun -show '$(CRASH_TESTS)' -count=1 -timeout 60m -run '$(CRASH_TESTS)' ./internal/powerloss ./migrate ./cluster
 
