@@ -149,16 +149,16 @@ func (x *fencedFS) SyncFS(p string) error {
 	return x.do("sync filesystem of", p, func() error { return x.FS.SyncFS(p) })
 }
 
-// Build, CloneTree and CreateStream make whole trees of files and streamed
-// files in one call (the transition stages generations and copies, and
-// writes its journal, with them): fenced like every other change.
+// Build and CloneTree make whole trees of files in one call (the
+// transition stages generations and private copies with them): behind a
+// fence they are made a file at a time, each fenced, so that an engine
+// whose fence falls in the middle of one writes nothing more, as with
+// every other change. CreateStream writes one file.
 func (x *fencedFS) Build(dir string, perm fs.FileMode, entries []durable.Entry) error {
-	return x.do("build", dir, func() error { return x.FS.Build(dir, perm, entries) })
+	return durable.BuildEach(x, dir, perm, entries)
 }
 
-func (x *fencedFS) CloneTree(src, dst string) error {
-	return x.do("clone", dst, func() error { return x.FS.CloneTree(src, dst) })
-}
+func (x *fencedFS) CloneTree(src, dst string) error { return durable.CloneEach(x, src, dst) }
 
 func (x *fencedFS) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
 	return x.do("create", p, func() error { return x.FS.CreateStream(p, perm, write) })
