@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/treeshift
 FUZZTIME ?= 20s
 
-.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-cluster fuzz crash mutants clean
+.PHONY: build test vet man demo demo-cluster demo-cluster-etcd bench bench-go bench-cluster fuzz crash mutants clean
 
 build: man
 	$(GO) build -o $(BIN) ./cmd/treeshift
@@ -47,7 +47,7 @@ demo-cluster-etcd: build
 # where device-mapper exists). Without -race: the runs are many, and each
 # is a run make test already has under the race detector. Prints the
 # figures, and the reason of each test skipped.
-CRASH_TESTS = PowerLoss|EverySyncIsNeeded|InjectedErrors|CrashAtEveryDurableStep|DryRunPredicts|OutsideWriter|StagesKilledAtEveryStep
+CRASH_TESTS = PowerLoss|EverySyncIsNeeded|InjectedErrors|CrashAtEveryDurableStep|PreviousRelease|DryRunPredicts|OutsideWriter|StagesKilledAtEveryStep
 crash:
 	TREESHIFT_CRASH_ALL=1 $(GO) run ./internal/testrun -show '$(CRASH_TESTS)' -count=1 -timeout 60m -run '$(CRASH_TESTS)' ./internal/powerloss ./migrate ./cluster
 
@@ -56,11 +56,18 @@ crash:
 mutants:
 	$(GO) run ./internal/mutants
 
-# Go benchmarks, then end-to-end update timings against cp -a + sync.
+# End-to-end update timings against cp -a + sync -f, every case measured
+# side by side in one run and printed as one table: update, floor, ratio,
+# CPU, peak RSS, flushes, nothing-to-do (docs/PERFORMANCE.md). The
+# filesystem is TMPDIR's, or a fresh ext4 image with FRESH_EXT4=1 (root).
+# BENCH_CASES=100x1000 adds the large case (minutes). bench-go runs the Go
+# micro-benchmarks.
+BENCH_CASES ?= 10x20 100x100 1x10000
 bench: build
+	TREESHIFT=$(BIN) ./bench/update.sh $(BENCH_CASES)
+
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -skip '^BenchmarkClusterUpgrade$$' ./...
-	TREESHIFT=$(BIN) ./bench/update.sh 10 20
-	TREESHIFT=$(BIN) ./bench/update.sh 100 100
 
 # A whole cluster upgrade over a 3-node etcd (Debian's etcd-server): 20
 # members of 5 trees × 20 services, each with its agent, rolled 10 at a

@@ -149,4 +149,19 @@ func (x *fencedFS) SyncFS(p string) error {
 	return x.do("sync filesystem of", p, func() error { return x.FS.SyncFS(p) })
 }
 
+// Build and CloneTree make whole trees of files in one call (the
+// transition stages generations and private copies with them): behind a
+// fence they are made a file at a time, each fenced, so that an engine
+// whose fence falls in the middle of one writes nothing more, as with
+// every other change. CreateStream writes one file.
+func (x *fencedFS) Build(dir string, perm fs.FileMode, entries []durable.Entry) error {
+	return durable.BuildEach(x, dir, perm, entries)
+}
+
+func (x *fencedFS) CloneTree(src, dst string) error { return durable.CloneEach(x, src, dst) }
+
+func (x *fencedFS) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+	return x.do("create", p, func() error { return x.FS.CreateStream(p, perm, write) })
+}
+
 func (x *fencedFS) String() string { return fmt.Sprintf("fenced %v", x.FS) }

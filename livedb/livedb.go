@@ -198,7 +198,7 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 		return "", err
 	}
 	dst := t.TempCompiled()
-	if err := durable.CloneTree(t.live.FS, src, dst); err != nil {
+	if err := t.live.FS.CloneTree(src, dst); err != nil {
 		t.live.FS.RemoveAll(tmp)
 		return "", err
 	}
@@ -209,6 +209,15 @@ func (t *Tree) PrepareTemp(src string) (string, error) {
 // removal is not synced: a copy that reappears after a crash is unused, and
 // the next transition replaces it.
 func (t *Tree) RemoveTemp() error { return t.live.FS.RemoveAll(t.TempDir()) }
+
+// MoveTemp moves TempDir, if there is one, with move (a rename into a
+// trash on the same filesystem).
+func (t *Tree) MoveTemp(move func(p, name string) error) error {
+	if ok, err := durable.Exists(t.live.FS, t.TempDir()); err != nil || !ok {
+		return err
+	}
+	return move(t.TempDir(), t.Name+".update")
+}
 
 // Sync makes every write and rename under the live directory durable.
 func (d Dir) Sync() error {

@@ -94,7 +94,7 @@ func normalizedStatus(t *testing.T, bin, root string, v int) string {
 func journalStep(t *testing.T, bin, root string) int {
 	t.Helper()
 	out, _ := run(t, bin, []string{"TREESHIFT_TRACE_STEPS=1"}, "--root", copyRoot(t, root), "update")
-	m := regexp.MustCompile(`(?m)^step (\d+): write \S+/journal/update$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^step (\d+): (?:write|create) \S+/journal/update$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("no journal write traced:\n%s", out)
 	}

@@ -3,6 +3,7 @@ package migrate
 import (
 	"errors"
 	"strings"
+	"sync"
 
 	"github.com/treeshift/treeshift/internal/frontend"
 	"github.com/treeshift/treeshift/internal/model"
@@ -29,14 +30,56 @@ type Drift struct {
 }
 
 // Drift compares the enabled services of t with their definition files.
-func (e *Engine) Drift(t *tree.Tree) []Drift {
+func (e *Engine) Drift(t *tree.Tree) []Drift { return e.drift(t, nil) }
+
+// defCache holds what a run needs of the definitions it has read: trees
+// share services, and a run over many trees reads each definition once.
+// It keeps a definition's digest and source, not the definition: a record
+// that matches needs no more, and one that does not is read again to say
+// what changed (ten thousand parsed definitions are 10 MB).
+type defCache struct {
+	mu sync.Mutex
+	m  map[string]defResult
+}
+
+type defResult struct {
+	digest, source string
+	err            error
+}
+
+// matches reports whether rec's definition is the one it was built from;
+// when not, cur is the definition as it is now.
+func (c *defCache) matches(e *Engine, rec model.Service) (ok bool, cur model.Service, err error) {
+	if c != nil {
+		c.mu.Lock()
+		r, seen := c.m[rec.Name]
+		c.mu.Unlock()
+		if seen {
+			if r.err != nil {
+				return false, cur, r.err
+			}
+			if r.digest == rec.Digest && r.source == rec.Source {
+				return true, cur, nil
+			}
+		}
+	}
+	cur, err = e.definition(rec.Name)
+	if c != nil {
+		c.mu.Lock()
+		c.m[rec.Name] = defResult{cur.Digest, cur.Source, err}
+		c.mu.Unlock()
+	}
+	return err == nil && cur.Digest == rec.Digest && cur.Source == rec.Source, cur, err
+}
+
+func (e *Engine) drift(t *tree.Tree, defs *defCache) []Drift {
 	var out []Drift
 	for _, rec := range t.Services {
 		if !rec.Enabled {
 			continue
 		}
 		d := Drift{Tree: t.Name, Service: rec.Name, Changed: []string{}}
-		cur, err := e.definition(rec.Name)
+		same, cur, err := defs.matches(e, rec)
 		if err != nil {
 			d.Error = err.Error()
 			var ue *UsageError
@@ -46,7 +89,7 @@ func (e *Engine) Drift(t *tree.Tree) []Drift {
 			out = append(out, d)
 			continue
 		}
-		if cur.Digest == rec.Digest && cur.Source == rec.Source {
+		if same {
 			continue
 		}
 		d.File = cur.Source

@@ -246,6 +246,13 @@ func (e *Engine) lock(gate bool, names []string, applying ...bool) (unlock func(
 	if !gate {
 		return unlock, nil
 	}
+	// An update removes its journal unsynced (docs/DURABILITY.md): a
+	// power loss could bring it back, and it would then be finished again
+	// over the change this command makes. Synced here, it cannot.
+	if err := e.Store.SyncJournals(); err != nil {
+		unlock()
+		return nil, err
+	}
 	pending, err := e.Pending()
 	if err != nil {
 		unlock()

@@ -1,6 +1,7 @@
 package migrate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -195,5 +196,37 @@ func TestVerifyCatchesARestartedService(t *testing.T) {
 	must(t, err)
 	if !reflect.DeepEqual(after, before) {
 		t.Errorf("tree not rolled back:\nbefore %+v\nafter  %+v", before, after)
+	}
+}
+
+// A transition moves the generations it no longer needs into the trash,
+// and the next change of a tree empties it.
+func TestTrashIsEmptiedByTheNextChange(t *testing.T) {
+	s := newSmall(t)
+	if err := s.CreateTree("t", CreateOptions{Format: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.Store.CurrentGen("t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(nil, 3); err != nil {
+		t.Fatal(err)
+	}
+	trash := s.Host(s.Store.TrashDir())
+	if _, err := os.Stat(filepath.Join(trash, fmt.Sprintf("t.%d", old), "compiled")); err != nil {
+		t.Fatalf("the old generation is not in the trash: %v", err)
+	}
+	if gens, _ := s.Store.Generations("t"); len(gens) != 1 {
+		t.Fatalf("generations left beside the current one: %v", gens)
+	}
+	if err := s.DisableServices("t", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(trash); !os.IsNotExist(err) {
+		t.Fatalf("the trash is still there after the next change: %v", err)
 	}
 }

@@ -150,8 +150,8 @@ func injections(calls []string) []injection {
 	}
 	nth("sync filesystem of /var/lib/treeshift", 1, syscall.EIO, "before", "")
 	nth("sync filesystem of /var/lib/treeshift", 2, syscall.EIO, "sticky", "(the journal is kept: run treeshift --root ")
-	nth("write /var/lib/treeshift/journal/update", 2, syscall.ENOSPC, "before", "")
-	nth("remove /var/lib/treeshift/tree/.", 1, syscall.EACCES, "before", "transition committed, cleanup failed: ")
+	nth("rename /var/lib/treeshift/journal/update.committed", 1, syscall.ENOSPC, "before", "")
+	nth("rename /var/lib/treeshift/trash/", 1, syscall.EACCES, "before", "transition committed, cleanup failed: ")
 	nth("symlink /run/treeshift/tree/0/boot/compiled", 1, syscall.EIO, "sticky", "undo \"update ")
 	return out
 }

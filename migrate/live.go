@@ -14,17 +14,18 @@ import (
 // the only code that moves a live link: init, a recompile of a live tree,
 // every step of a transition, and recovery all call it. A link already
 // there is left alone, so a rollback or a recovery that finds the link
-// where it belongs writes nothing. With synced the move is durable on
-// return; otherwise the caller syncs the live directory.
-func (e *Engine) relink(lt *livedb.Tree, target string, synced bool) error {
+// where it belongs writes nothing; moved says whether it moved. With
+// synced the move is durable on return; otherwise the caller syncs the
+// live directory.
+func (e *Engine) relink(lt *livedb.Tree, target string, synced bool) (moved bool, err error) {
 	if cur, err := lt.Target(); err == nil && cur == target {
-		return nil
+		return false, nil
 	}
 	if err := lt.Link(target, synced); err != nil {
-		return err
+		return true, err
 	}
 	e.note(4, "live link %s now points at %s", lt.LinkPath(), target)
-	return nil
+	return true, nil
 }
 
 // replace writes t in format v as the next generation of old, makes it the
@@ -32,7 +33,7 @@ func (e *Engine) relink(lt *livedb.Tree, target string, synced bool) error {
 // removes every generation that neither the tree nor the live link uses,
 // including leftovers of an interrupted earlier change.
 func (e *Engine) replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, error) {
-	nt, err := e.Store.Stage(t, v)
+	nt, err := e.Store.Stage(t, v, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +50,7 @@ func (e *Engine) replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 		return nil, err
 	}
 	if live {
-		if err := e.relink(lt, nt.CompiledDir(), true); err != nil {
+		if _, err := e.relink(lt, nt.CompiledDir(), true); err != nil {
 			return nil, err
 		}
 		if err := e.Backend.Init(lt, nt.CompiledDir(), nt.Index); err != nil {
@@ -62,7 +63,22 @@ func (e *Engine) replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 // Collect removes the generations of tree name that nothing points at:
 // neither the tree's link nor its live link; and what interrupted link
 // swaps left beside both links.
+// It empties the trash a transition left (tree.Store.TrashDir).
 func (e *Engine) Collect(name string) error {
+	if err := e.Store.SweepTrash(); err != nil {
+		return err
+	}
+	l, err := e.Store.List()
+	if err != nil {
+		return err
+	}
+	return e.collect(name, l, false)
+}
+
+// collect is Collect with the trees directory as listed in l, for a run
+// over many trees, which lists it once; with trash, generations are moved
+// into the trash rather than removed.
+func (e *Engine) collect(name string, l *tree.Listing, trash bool) error {
 	keep := map[string]bool{}
 	gen, err := e.Store.CurrentGen(name)
 	if err != nil {
@@ -77,18 +93,18 @@ func (e *Engine) Collect(name string) error {
 			keep[path.Dir(target)] = true
 		}
 	}
-	gens, err := e.Store.Generations(name)
-	if err != nil {
-		return err
-	}
-	for _, g := range gens {
+	for _, g := range l.Gens[name] {
 		if dir := e.Store.GenDir(name, g); !keep[dir] {
-			if err := e.Store.RemoveGen(name, g); err != nil {
+			remove := e.Store.RemoveGen
+			if trash {
+				remove = e.Store.TrashGen
+			}
+			if err := remove(name, g); err != nil {
 				return err
 			}
 		}
 	}
-	if err := e.Store.Sweep(); err != nil {
+	if err := e.Store.SweepSwaps(l, name); err != nil {
 		return err
 	}
 	return lt.Sweep()
@@ -118,7 +134,7 @@ func (e *Engine) Init(name string) error {
 	if err := e.Store.SetLiveRecord(name, e.LiveDir); err != nil {
 		return err
 	}
-	if err := e.relink(lt, t.CompiledDir(), true); err != nil {
+	if _, err := e.relink(lt, t.CompiledDir(), true); err != nil {
 		return err
 	}
 	if err := e.Backend.Init(lt, t.CompiledDir(), t.Index); err != nil {

@@ -208,7 +208,7 @@ func TestRandomTreesSurviveEveryPath(t *testing.T) {
 		tr := treetest.Random(rng, 15)
 		from := 1 + rng.IntN(3)
 		to := 1 + rng.IntN(3)
-		nt, err := s.Store.Stage(tr, from)
+		nt, err := s.Store.Stage(tr, from, 0)
 		must(t, err)
 		must(t, s.Store.Commit(nt.Name, nt.Gen, true))
 		if _, err := s.Update(nil, to); err != nil {

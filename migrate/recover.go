@@ -43,20 +43,23 @@ func (e *Engine) Recover() ([]string, error) {
 		return nil, err
 	}
 	for _, x := range j.Trees {
-		if x.Committed {
+		if j.committed(x) {
 			e.act("complete interrupted transition of tree: %s to format %s", x.Tree, format.Name(x.To))
 		} else {
 			e.act("roll back interrupted transition of tree: %s to format %s", x.Tree, format.Name(x.From))
 		}
 	}
-	errs := e.finish(j)
+	// What the interrupted run moved may be in the page cache only (the
+	// process was killed, the power stayed): a barrier makes it durable
+	// before anything is removed, whatever this recovery moves itself.
+	errs := e.finish(j, true)
 	var names []string
 	for _, x := range j.Trees {
 		if errs[x.Tree] != nil {
 			continue
 		}
 		names = append(names, x.Tree)
-		if x.Committed {
+		if j.committed(x) {
 			e.note(2, "completed the interrupted transition of tree %s to format %s", x.Tree, format.Name(x.To))
 		} else {
 			e.note(2, "rolled back the interrupted transition of tree %s: it is in format %s again", x.Tree, format.Name(x.From))
@@ -68,19 +71,64 @@ func (e *Engine) Recover() ([]string, error) {
 	return names, nil
 }
 
-// finish ends a run from its journal: a committed tree keeps its new
-// generation (its live link on it), any other goes back to the generation
-// it was at, its tree link first, then its live link; then copies and
-// unused generations go. Each tree is finished on its own, and the errors
-// of those that could not be are returned by tree name; the journal is then
-// rewritten with just those, or closed when there are none. Every step can
-// be repeated, so a crash during finish is handled by finishing again.
-func (e *Engine) finish(j *journal) map[string]error {
+// finish ends a run from its journal: a committed tree is put on its new
+// generation (tree link, then live link), any other back on the one it
+// was at; once the links are durably where they belong, copies and unused
+// generations go, and a rolled back run's stamp is put back. Each tree is
+// finished on its own, and the errors of those that could not be are
+// returned by tree name; the journal is then rewritten with just those, or
+// removed when there are none. Every step can be repeated, so a crash
+// during finish is handled by finishing again.
+//
+// Links moved here are made durable by a barrier before anything is
+// removed, and so are the links moved since the run's last barrier with
+// force: a removal that survived a power loss the move did not would leave
+// a link on nothing.
+func (e *Engine) finish(j *journal, force bool) map[string]error {
 	errs := map[string]error{}
+	moved, back := force, false
 	for _, x := range j.Trees {
-		if err := e.finishTree(x); err != nil {
+		committed := j.committed(x) && !j.Torn
+		m, err := e.finishTree(x, committed)
+		moved = moved || m
+		if err != nil {
 			errs[x.Tree] = err
+			continue
 		}
+		back = back || !committed
+	}
+	if moved {
+		if err := e.barrier(); err != nil {
+			for _, x := range j.Trees {
+				if errs[x.Tree] == nil {
+					errs[x.Tree] = err
+				}
+			}
+			return errs
+		}
+	}
+	if back && j.Stamp != nil {
+		if err := e.restoreStamp(j.Stamp); err != nil {
+			for _, x := range j.Trees {
+				if errs[x.Tree] == nil {
+					errs[x.Tree] = err
+				}
+			}
+			return errs
+		}
+	}
+	// What is no longer used goes into the trash, for the next change to
+	// remove (the previous run's, emptied here): a rename per tree rather
+	// than a removal per file. A private copy on another filesystem than
+	// the trash's (a live directory on tmpfs) is removed.
+	err := e.Store.SweepTrash()
+	var l *tree.Listing
+	if err == nil {
+		l, err = e.Store.List()
+	}
+	sep := false
+	if err == nil {
+		sep, err = e.separateLive()
 	}
 	cleanup := make([]error, len(j.Trees))
 	e.parallel(len(j.Trees), func(i int, _ *lines) {
@@ -88,8 +136,15 @@ func (e *Engine) finish(j *journal) map[string]error {
 		if errs[x.Tree] != nil {
 			return
 		}
-		if cleanup[i] = e.Live.Tree(x.Tree).RemoveTemp(); cleanup[i] == nil {
-			cleanup[i] = e.Collect(x.Tree)
+		if cleanup[i] = err; cleanup[i] == nil {
+			if lt := e.Live.Tree(x.Tree); sep {
+				cleanup[i] = lt.RemoveTemp()
+			} else {
+				cleanup[i] = lt.MoveTemp(e.Store.Trash)
+			}
+		}
+		if cleanup[i] == nil {
+			cleanup[i] = e.collect(x.Tree, l, true)
 		}
 	})
 	for i, err := range cleanup {
@@ -98,7 +153,18 @@ func (e *Engine) finish(j *journal) map[string]error {
 		}
 	}
 	if len(errs) == 0 {
-		if err := e.Store.RemoveJournal(journalEntry); err != nil {
+		// Unsynced: a journal that comes back is finished again, the same
+		// way; a command that changes a tree syncs the journal directory
+		// first, so that none comes back after the tree changed.
+		for _, f := range []string{journalEntry, committedEntry} {
+			if err := e.Store.DropJournal(f); err != nil {
+				for _, x := range j.Trees {
+					errs[x.Tree] = err
+				}
+				return errs
+			}
+		}
+		if err := e.Store.DropStagedState(); err != nil {
 			for _, x := range j.Trees {
 				errs[x.Tree] = err
 			}
@@ -107,29 +173,37 @@ func (e *Engine) finish(j *journal) map[string]error {
 		e.note(4, "removed temporary copies and unused generations of %d tree(s); closed the journal", len(j.Trees))
 		return errs
 	}
-	kept := *j
-	kept.Trees = nil
-	for _, x := range j.Trees {
-		if errs[x.Tree] != nil {
-			kept.Trees = append(kept.Trees, x)
-		}
-	}
-	if err := e.writeJournal(&kept); err != nil {
-		for _, x := range kept.Trees {
-			errs[x.Tree] = fmt.Errorf("%w; and the journal could not be rewritten: %v", errs[x.Tree], err)
+	keep := func(x entry) bool { return errs[x.Tree] != nil }
+	if err := e.rewriteJournal(j.File, keep, j.committed); err != nil {
+		for _, x := range j.Trees {
+			if errs[x.Tree] != nil {
+				errs[x.Tree] = fmt.Errorf("%w; and the journal could not be rewritten: %v", errs[x.Tree], err)
+			}
 		}
 	}
 	return errs
 }
 
-// finishTree puts one tree's links where its journal entry says.
-func (e *Engine) finishTree(x entry) error {
+// restoreStamp puts back the format stamp a rolled back run moved.
+func (e *Engine) restoreStamp(m *stampMove) error {
+	st, err := e.Store.ReadState()
+	if err != nil || st.Stamp != m.To {
+		return err
+	}
+	e.act("put back format stamp of %s to: %d", e.Store.Dir, m.From)
+	st.Stamp = m.From
+	return e.Store.WriteState(st)
+}
+
+// finishTree puts one tree's links where its journal entry says, unsynced,
+// and says whether it moved one.
+func (e *Engine) finishTree(x entry, committed bool) (moved bool, err error) {
 	// A tree live in another live directory has a link this run cannot
 	// see: moving or collecting anything could leave that link dangling.
 	if x.Live && x.LiveDir != e.LiveDir {
 		p := e.Suggest
 		p.Live = x.LiveDir
-		return &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: %s",
+		return false, &InconsistentError{fmt.Sprintf("tree %s was live in %s when its update was interrupted: recover with: %s",
 			x.Tree, x.LiveDir, p.Cmd("update"))}
 	}
 	lt := e.Live.Tree(x.Tree)
@@ -137,34 +211,37 @@ func (e *Engine) finishTree(x entry) error {
 	// initialized again has no link to move.
 	live, err := lt.Initialized()
 	if err != nil {
-		return err
+		return false, err
 	}
-	if x.Committed {
-		if !live {
-			return nil
+	gen := x.Gen
+	if committed {
+		// A journal of schema 2 was committed once the links were durably
+		// on the new generation, which it did not name.
+		if gen = x.NewGen; gen == 0 {
+			if gen, err = e.Store.CurrentGen(x.Tree); err != nil {
+				return false, err
+			}
+		} else if fi, err := e.FS.Lstat(e.Store.GenDir(x.Tree, gen)); err != nil || !fi.IsDir() {
+			return false, &InconsistentError{fmt.Sprintf("the generation its committed transition staged is missing: %s: "+
+				"keep its newest readable generation with %s, or remove the tree with %s",
+				e.Host(e.Store.GenDir(x.Tree, gen)), e.Suggest.Cmd("update", "--abandon", x.Tree), e.Suggest.Cmd("tree", "destroy", x.Tree))}
 		}
-		gen, err := e.Store.CurrentGen(x.Tree)
-		if err != nil {
-			return err
-		}
-		compiled := e.Store.CompiledDir(x.Tree, gen)
-		if cur, err := lt.Target(); err == nil && cur == compiled {
-			return nil
-		}
-		return e.relink(lt, compiled, true)
-	}
-	if _, err := e.Store.LoadGen(x.Tree, x.Gen); err != nil {
-		return &InconsistentError{fmt.Sprintf("the generation it was at before the interrupted transition is unusable: %v: "+
+	} else if _, err := e.Store.LoadGen(x.Tree, x.Gen); err != nil {
+		return false, &InconsistentError{fmt.Sprintf("the generation it was at before the interrupted transition is unusable: %v: "+
 			"keep its newest readable generation with %s, or remove the tree with %s",
 			err, e.Suggest.Cmd("update", "--abandon", x.Tree), e.Suggest.Cmd("tree", "destroy", x.Tree))}
 	}
-	if err := e.Store.Commit(x.Tree, x.Gen, true); err != nil {
-		return err
+	if cur, err := e.Store.CurrentGen(x.Tree); err != nil || cur != gen {
+		moved = true
+		if err := e.Store.Commit(x.Tree, gen, false); err != nil {
+			return moved, err
+		}
 	}
 	if live {
-		return e.relink(lt, e.Store.CompiledDir(x.Tree, x.Gen), true)
+		m, err := e.relink(lt, e.Store.CompiledDir(x.Tree, gen), false)
+		return moved || m, err
 	}
-	return nil
+	return moved, nil
 }
 
 // dropFromJournal removes tree name's entry from the open journal, closing
@@ -174,20 +251,22 @@ func (e *Engine) dropFromJournal(name string) error {
 	if err != nil || j == nil {
 		return err
 	}
-	kept := *j
-	kept.Trees = nil
+	others := 0
 	for _, x := range j.Trees {
 		if x.Tree != name {
-			kept.Trees = append(kept.Trees, x)
+			others++
 		}
 	}
-	if len(kept.Trees) == len(j.Trees) {
+	if others == len(j.Trees) {
 		return nil
 	}
-	if len(kept.Trees) == 0 {
-		return e.Store.RemoveJournal(journalEntry)
+	if others == 0 {
+		if err := e.Store.DropStagedState(); err != nil {
+			return err
+		}
+		return e.Store.RemoveJournal(j.File)
 	}
-	return e.writeJournal(&kept)
+	return e.rewriteJournal(j.File, func(x entry) bool { return x.Tree != name }, j.committed)
 }
 
 // Abandon gives up the interrupted transition of tree name, when it cannot
@@ -243,7 +322,7 @@ func (e *Engine) Abandon(name string) (*tree.Tree, error) {
 	if live, err := lt.Initialized(); err != nil {
 		return nil, err
 	} else if live {
-		if err := e.relink(lt, keep.CompiledDir(), true); err != nil {
+		if _, err := e.relink(lt, keep.CompiledDir(), true); err != nil {
 			return nil, err
 		}
 		if err := e.Backend.Init(lt, keep.CompiledDir(), keep.Index); err != nil {

@@ -6,7 +6,6 @@ import (
 	"path"
 	"reflect"
 
-	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -20,17 +19,18 @@ type restoreBuild struct {
 	e      *Engine
 	name   string
 	orig   int
+	next   int // the generation to make
 	src    *tree.Store
 	srcGen int
 	format int
-	next   *tree.Tree
+	staged *tree.Tree
 	want   *tree.Tree
 }
 
 // restoreBuild returns the build restoring t from tagged, and the state the
 // restored tree must have: the tagged tree's services, with t's place in
 // the system state and t's live state.
-func (e *Engine) restoreBuild(t *tree.Tree, tagged *tree.Store, ts TreeStatus) (*restoreBuild, saved, error) {
+func (e *Engine) restoreBuild(t *tree.Tree, tagged *tree.Store, ts TreeStatus, newGen int) (*restoreBuild, saved, error) {
 	gen, err := tagged.CurrentGen(t.Name)
 	if err != nil {
 		return nil, saved{}, fmt.Errorf("tagged copy of tree %s: %w", t.Name, err)
@@ -46,13 +46,13 @@ func (e *Engine) restoreBuild(t *tree.Tree, tagged *tree.Store, ts TreeStatus) (
 	id := identity(tt.Tree)
 	want.Allow = id.Allow
 	want.Services = saveOf(TreeStatus{Services: serviceStatuses(id)}).Services
-	b := &restoreBuild{e: e, name: t.Name, orig: t.Gen, src: tagged, srcGen: gen, format: tt.Format,
+	b := &restoreBuild{e: e, name: t.Name, orig: t.Gen, next: newGen, src: tagged, srcGen: gen, format: tt.Format,
 		want: &tree.Tree{Tree: id, Format: tt.Format}}
 	return b, want, nil
 }
 
 func (b *restoreBuild) Steps() []Step      { return []Step{b} }
-func (b *restoreBuild) Staged() *tree.Tree { return b.next }
+func (b *restoreBuild) Staged() *tree.Tree { return b.staged }
 func (b *restoreBuild) Orig() int          { return b.orig }
 
 func (b *restoreBuild) Describe() string {
@@ -61,38 +61,30 @@ func (b *restoreBuild) Describe() string {
 
 func (b *restoreBuild) Apply() error {
 	st := b.e.Store
-	gens, err := st.Generations(b.name)
-	if err != nil {
-		return err
-	}
-	next := 1
-	if len(gens) > 0 {
-		next = gens[len(gens)-1] + 1
-	}
-	dir := st.GenDir(b.name, next)
-	if err := durable.CloneTree(st.FS, b.src.GenDir(b.name, b.srcGen), dir); err != nil {
+	dir := st.GenDir(b.name, b.next)
+	if err := st.FS.CloneTree(b.src.GenDir(b.name, b.srcGen), dir); err != nil {
 		st.FS.RemoveAll(dir)
 		return err
 	}
-	t, err := st.LoadGen(b.name, next)
+	t, err := st.LoadGen(b.name, b.next)
 	if err != nil {
-		st.RemoveGen(b.name, next)
+		st.RemoveGen(b.name, b.next)
 		return err
 	}
 	if !reflect.DeepEqual(identity(t.Tree), b.want.Tree) {
-		st.RemoveGen(b.name, next)
+		st.RemoveGen(b.name, b.next)
 		return fmt.Errorf("tree %s: the restored generation %s does not read back as its tagged copy", b.name, path.Base(dir))
 	}
-	b.next = &tree.Tree{Tree: identity(t.Tree), Format: t.Format, Gen: t.Gen, Dir: t.Dir}
+	b.staged = &tree.Tree{Tree: identity(t.Tree), Format: t.Format, Gen: t.Gen, Dir: t.Dir}
 	return nil
 }
 
 func (b *restoreBuild) Undo() error {
-	if b.next == nil {
+	if b.staged == nil {
 		return nil
 	}
-	err := b.e.Store.RemoveGen(b.name, b.next.Gen)
-	b.next = nil
+	err := b.e.Store.RemoveGen(b.name, b.staged.Gen)
+	b.staged = nil
 	return err
 }
 
@@ -129,7 +121,7 @@ func (e *Engine) Restore(v int) (*UpdateReport, error) {
 	if len(bad) > 0 {
 		return report, &NotUpdatedError{Trees: bad}
 	}
-	return report, e.stamp(v)
+	return report, e.stamp(v, false)
 }
 
 // Tag makes the tagged copy of version v of the owner's trees (see

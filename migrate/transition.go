@@ -1,16 +1,19 @@
 package migrate
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"github.com/treeshift/treeshift/format"
+	"io"
 	"path"
 	"runtime"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/compile"
+	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/tree"
 )
 
@@ -86,6 +89,11 @@ func (e *Engine) parallel(n int, fn func(i int, out *lines)) {
 	}
 	close(next)
 	wg.Wait()
+	e.report(bufs)
+}
+
+// report prints buffered lines in order.
+func (e *Engine) report(bufs []lines) {
 	for _, b := range bufs {
 		for _, l := range b {
 			if l.level == 0 {
@@ -103,6 +111,9 @@ func (e *Engine) parallel(n int, fn func(i int, out *lines)) {
 type job struct {
 	res   *Result
 	entry entry
+	// sum is the sum of the tree's saved state, which only the journal
+	// holds: verify compares with it.
+	sum   [32]byte
 	build build
 	// prepare runs before the first barrier: nothing it makes is pointed at
 	// until the barrier has made it durable.
@@ -130,37 +141,77 @@ type target struct {
 	tagged *tree.Store // restore from here when set
 }
 
+// Why a journal being written is given up: nothing was staged yet.
+var (
+	errHeld    = errors.New("a tree could not be checked")
+	errNothing = errors.New("no tree to move")
+)
+
 // transition moves the trees names, in that order, to t, and returns what
-// happened to each. The trees move together, in phases, so that each
-// barrier is one filesystem sync for the whole run rather than one per
-// file, link or tree:
+// happened to each. The trees move together, in phases, so that a run
+// makes two barriers — a filesystem sync of the system directory's
+// filesystem and of the live directory's — whatever the number of trees:
 //
-//  1. check every tree: decode, plan, tunability, live link, saved state;
-//     if one cannot be read or is inconsistent, nothing is changed;
-//  2. write the journal, durably;
-//  3. per tree: copy the live database to a private directory, build the
-//     new generation beside the old one; then sync: every database a link
-//     will point at is now durable;
+//  1. check every tree (decode, plan, tunability, live link, saved state),
+//     writing each one's line of the journal as it goes; if one cannot be
+//     read or is inconsistent, the journal is dropped and nothing is
+//     changed;
+//  2. per tree: copy the live database to a private directory, build the
+//     new generation beside the old one and read it back; stage the state
+//     file with the new format stamp;
+//  3. barrier: the journal and every database a link will point at are
+//     durable;
 //  4. per tree: point the live link at the copy, make the new generation
 //     current, check for outside writers, verify against the saved state,
 //     point the live link at the new database; a tree that fails is undone
-//     alone; then sync;
-//  5. mark the transitioned trees committed in the journal, durably;
-//  6. remove the copies, the old generations and the journal.
+//     alone;
+//  5. commit: the journal is renamed committed (its content is durable
+//     since 3); the staged state is renamed over the state;
+//  6. barrier: the swaps and the commit are durable;
+//  7. remove the copies, the old generations and the journal, unsynced.
 //
-// A crash before 5 leaves every tree's original generation in place, and
-// the next run points tree and live links back at it; after 5, the next run
-// finishes the cleanup. No link ever points at a database that is not
+// A crash before the commit is durable leaves every tree's original
+// generation in place, and the next run points tree and live links back
+// at it (and the stamp); after, the next run points them at the new one
+// and finishes the cleanup. No link ever points at a database that is not
 // durably complete. On an overlay (a dry run) the same code runs and
 // nothing reaches the disk.
 func (e *Engine) transition(names []string, t target) []Result {
 	start := time.Now()
+	flushed := durable.Flushes()
 	results := make([]Result, len(names))
 	defer func() {
 		for i := range results {
 			results[i].Seconds = time.Since(start).Seconds()
 		}
+		if !e.DryRun {
+			e.note(4, "durable layer: %s", durable.Flushes().Sub(flushed))
+		}
 	}()
+	// A tree already in the target format needs no more than a look at the
+	// version it states: nothing will be changed, so nothing need be
+	// validated; a run with nothing to do writes nothing.
+	var todo []int
+	for i, n := range names {
+		results[i] = Result{Tree: n, To: t.to, Hops: []Hop{}}
+		if t.tagged == nil {
+			if v, err := e.Store.PeekFormat(n); err == nil && v == t.to {
+				results[i].From, results[i].Outcome = v, Unchanged
+				e.note(4, "tree: %s is already in format %s", n, format.Name(t.to))
+				continue
+			}
+		}
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return results
+	}
+	failAll := func(err error) []Result {
+		for _, i := range todo {
+			results[i].Outcome, results[i].Error = Failed, err.Error()
+		}
+		return results
+	}
 	// Watching starts before any tree is read: a write by another process
 	// between this run's reading a tree and its commit is noticed.
 	var w *watch
@@ -168,58 +219,111 @@ func (e *Engine) transition(names []string, t target) []Result {
 		w = newWatch()
 		defer w.Close()
 	}
-	checked := make([]*job, len(names))
-	e.parallel(len(names), func(i int, out *lines) {
-		results[i] = Result{Tree: names[i], To: t.to, Hops: []Hop{}}
-		checked[i] = e.check(&results[i], t, w, out)
-	})
-	e.note(4, "checked %d tree(s) in %s", len(names), time.Since(start).Round(10*time.Microsecond))
-	var jobs []*job
-	for _, j := range checked {
-		if j != nil {
-			jobs = append(jobs, j)
-		}
-	}
-	// A tree that cannot be read or checked stops the run before anything
-	// changes: a system half moved because one record was corrupt is
-	// harder to reason about than one left as it was.
-	for _, r := range results {
-		if r.Outcome == Failed {
-			for _, j := range jobs {
-				j.res.Outcome, j.res.Error = Held, fmt.Sprintf("tree %s: not changed: tree %s could not be checked", j.entry.Tree, r.Tree)
-			}
-			return results
-		}
-	}
-	if len(jobs) == 0 {
-		return results
-	}
-
 	// Trees an earlier run left stuck in the journal (recovery could not
 	// finish them) stay in it, ahead of this run's: the journal is the only
 	// record that they need the way out.
-	jr := journal{Schema: journalSchema, Started: start.UTC()}
-	if old, err := e.readJournal(); err != nil {
+	old, err := e.readJournalRaw(true)
+	if err != nil {
+		return failAll(err)
+	}
+	listing, err := e.Store.List()
+	if err != nil {
+		return failAll(err)
+	}
+	jr := &journal{Schema: journalSchema, Started: start.UTC(), File: journalEntry}
+	var st tree.State
+	if old == nil && t.tagged == nil {
+		if jr.Stamp, st, err = e.planStamp(names, todo, t.to); err != nil {
+			return failAll(err)
+		}
+	}
+
+	// 1. Check, and journal.
+	var jobs []*job
+	held := false
+	defs := &defCache{m: map[string]defResult{}}
+	// Replacing a journal that alone records stuck trees, the new one is
+	// durable before its rename, as that one was; a run's own is made
+	// durable by the first barrier.
+	open := func(write func(io.Writer) error) error { return e.Store.CreateJournal(journalEntry, write) }
+	if old != nil {
+		open = func(write func(io.Writer) error) error { return e.Store.WriteJournal(journalEntry, write) }
+	}
+	sink := &journalSink{open: open, limit: journalBuffer}
+	jw := newJournalWriter(sink, jr)
+	if old != nil {
+		for _, r := range old.raw {
+			r.Committed = old.committed(r.entry)
+			jw.line(r.entry, r.Saved)
+			jr.Trees = append(jr.Trees, r.entry)
+		}
+	}
+	e.pipeline(len(todo), func(k int, out *lines) any {
+		i := todo[k]
+		j, sv := e.check(&results[i], t, w, out, listing, defs)
+		return checked{j, sv}
+	}, func(k int, v any) {
+		c := v.(checked)
+		if c.job == nil {
+			held = held || results[todo[k]].Outcome == Failed
+			return
+		}
+		jobs = append(jobs, c.job)
+		jr.Trees = append(jr.Trees, c.job.entry)
+		jw.line(c.job.entry, c.saved)
+	})
+	switch {
+	case held:
+		err = sink.finish(errHeld)
+	case len(jobs) == 0:
+		err = sink.finish(errNothing)
+	default:
+		if err = jw.close(); err == nil {
+			err = sink.finish(nil)
+		} else {
+			sink.finish(err)
+		}
+	}
+	if err == nil && old != nil && old.File == committedEntry {
+		err = e.Store.DropJournal(committedEntry)
+	}
+	e.note(4, "checked %d tree(s) in %s", len(todo), time.Since(start).Round(10*time.Microsecond))
+	switch {
+	case errors.Is(err, errHeld):
+		// A tree that cannot be read or checked stops the run before
+		// anything changes: a system half moved because one record was
+		// corrupt is harder to reason about than one left as it was.
+		for _, r := range results {
+			if r.Outcome == Failed {
+				for _, j := range jobs {
+					j.res.Outcome, j.res.Error = Held, fmt.Sprintf("tree %s: not changed: tree %s could not be checked", j.entry.Tree, r.Tree)
+				}
+				return results
+			}
+		}
+	case errors.Is(err, errNothing):
+		return results
+	case err != nil:
 		for _, j := range jobs {
 			j.fail(err)
 		}
 		return results
-	} else if old != nil {
-		jr.Trees = old.Trees
 	}
-	carried := len(jr.Trees)
 	for _, j := range jobs {
 		e.act("save state of tree: %s", j.entry.Tree)
-		jr.Trees = append(jr.Trees, j.entry)
-	}
-	if err := e.writeJournal(&jr); err != nil {
-		for _, j := range jobs {
-			j.fail(err)
-		}
-		return results
 	}
 	e.note(4, "journal %s written: %d tree(s)", e.Store.JournalPath(journalEntry), len(jr.Trees))
 
+	// 2. Prepare. The stamp moves only if every tree the run was given
+	// ends in the target format: none refused or left as it was.
+	stamp := jr.Stamp != nil && len(jobs) == len(todo)
+	if stamp {
+		st.Stamp = jr.Stamp.To
+		if err := e.Store.StageState(st); err != nil {
+			e.abort(jobs, jr, err)
+			return results
+		}
+	}
 	e.parallel(len(jobs), func(i int, out *lines) {
 		j := jobs[i]
 		if err := Run(j.prepare, func(s string) { out.act("%s", s) }); err != nil {
@@ -229,12 +333,19 @@ func (e *Engine) transition(names []string, t target) []Result {
 			j.prepare, j.swap = nil, nil
 		} else if s := j.build.Staged(); s != nil {
 			out.note(4, "tree %s: staged generation %d, format %s, at %s", j.entry.Tree, s.Gen, format.Name(s.Format), s.Dir)
+			// Held for every tree until the swaps, the staged trees'
+			// records would grow with the run: verify reads them back.
+			s.Tree = nil
 		}
 	})
+	e.note(4, "prepared %d tree(s) in %s", len(jobs), time.Since(start).Round(10*time.Microsecond))
+	// 3. Barrier: the journal, the staged state, the copies and the new
+	// generations are durable before any link moves.
 	if err := e.barrier(); err != nil {
-		e.abort(jobs, &jr, err)
+		e.abort(jobs, jr, err)
 		return results
 	}
+	// 4. Swap.
 	e.parallel(len(jobs), func(i int, out *lines) {
 		j := jobs[i]
 		if !j.failed {
@@ -243,6 +354,9 @@ func (e *Engine) transition(names []string, t target) []Result {
 			}
 		}
 		j.prepare, j.swap = nil, nil // the trees they hold are no longer needed
+		if s := j.build.Staged(); s != nil {
+			s.Tree = nil
+		}
 	})
 	if p, ok := e.Report.(interface {
 		Progress(i, n int, tree string, from, to int)
@@ -253,22 +367,21 @@ func (e *Engine) transition(names []string, t target) []Result {
 			}
 		}
 	}
-	if err := e.barrier(); err != nil {
-		e.abort(jobs, &jr, err)
+	// 5. Commit.
+	stamped, err := e.commit(jobs, jr, old != nil, stamp)
+	if err != nil {
+		e.abort(jobs, jr, err)
 		return results
 	}
-	committed := false
-	for i, j := range jobs {
-		jr.Trees[carried+i].Committed = !j.failed
-		committed = committed || !j.failed
+	// 6. Barrier: the swaps and the commit are durable before anything is
+	// removed, and before the run returns.
+	if err := e.barrier(); err != nil {
+		e.abort(jobs, jr, err)
+		return results
 	}
-	if committed {
-		if err := e.writeJournal(&jr); err != nil {
-			e.abort(jobs, &jr, err)
-			return results
-		}
-	}
-	if errs := e.finish(&jr); len(errs) > 0 {
+	e.note(4, "committed %d tree(s) in %s", len(jobs), time.Since(start).Round(10*time.Microsecond))
+	// 7.
+	if errs := e.finish(jr, false); len(errs) > 0 {
 		for _, j := range jobs {
 			if err := errs[j.entry.Tree]; err != nil && !j.failed {
 				j.fail(fmt.Errorf("tree %s: transition committed, cleanup failed: %w (run %s again)", j.entry.Tree, err, e.Suggest.Cmd("update")))
@@ -281,26 +394,165 @@ func (e *Engine) transition(names []string, t target) []Result {
 			j.res.Outcome = Updated
 		}
 	}
+	if stamped {
+		e.act("update format stamp of %s to: %d", e.Store.Dir, jr.Stamp.To)
+	}
 	return results
 }
 
-// check is phase 1 for one tree: it fills res and returns the tree's job,
-// or nil when there is nothing to do or the tree is refused.
-func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
-	name := res.Tree
-	fail := func(outcome string, err error) *job {
-		res.Outcome, res.Error = outcome, err.Error()
+// journalBuffer is how much of its journal a run holds in memory before it
+// writes it: a run that gives up its journal after checking every tree (a
+// tree refused, or unreadable) leaves the system directory untouched,
+// unless the journal grew past this, which takes thousands of services.
+var journalBuffer = 1 << 20
+
+var errJournalClosed = errors.New("the journal was closed")
+
+// journalSink is where a run writes its journal while it checks its trees:
+// memory, up to limit, then the journal entry, through open.
+type journalSink struct {
+	open  func(write func(io.Writer) error) error
+	limit int
+	buf   bytes.Buffer
+	pw    *io.PipeWriter
+	done  chan error
+}
+
+func (s *journalSink) Write(p []byte) (int, error) {
+	if s.pw != nil {
+		return s.pw.Write(p)
+	}
+	s.buf.Write(p)
+	if s.buf.Len() <= s.limit {
+		return len(p), nil
+	}
+	pr, pw := io.Pipe()
+	s.pw, s.done = pw, make(chan error, 1)
+	go func() {
+		err := s.open(func(w io.Writer) error {
+			_, err := io.Copy(w, pr)
+			return err
+		})
+		if err == nil {
+			err = errJournalClosed
+		}
+		pr.CloseWithError(err)
+		s.done <- err
+	}()
+	b := s.buf.Bytes()
+	s.buf = bytes.Buffer{}
+	if _, err := pw.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// finish writes the journal, or with cause gives it up, leaving no entry,
+// and returns cause.
+func (s *journalSink) finish(cause error) error {
+	if s.pw == nil {
+		if cause != nil {
+			return cause
+		}
+		return s.open(func(w io.Writer) error {
+			_, err := w.Write(s.buf.Bytes())
+			return err
+		})
+	}
+	s.pw.CloseWithError(cause)
+	err := <-s.done
+	if cause != nil {
+		return cause
+	}
+	if errors.Is(err, errJournalClosed) {
 		return nil
 	}
-	// A tree already in the target format needs no more than a look at the
-	// version it states: nothing will be changed, so nothing need be
-	// validated.
-	if tg.tagged == nil {
-		if v, err := e.Store.PeekFormat(name); err == nil && v == tg.to {
-			res.From, res.Outcome = v, Unchanged
-			out.note(4, "tree: %s is already in format %s", name, format.Name(tg.to))
-			return nil
+	return err
+}
+
+// checked is what checking a tree gives: its job (nil when there is
+// nothing to do or the tree is refused) and its saved state for the
+// journal.
+type checked struct {
+	job   *job
+	saved []byte
+}
+
+// planStamp is the move of the format stamp a run of trees names (those
+// of them at indices todo to be moved) to v makes if every tree commits:
+// the stamp moves once every tree of the owner is in v. A system directory
+// without a stamp yet keeps none.
+func (e *Engine) planStamp(names []string, todo []int, v int) (*stampMove, tree.State, error) {
+	st, err := e.Store.ReadState()
+	if err != nil || st.Stamp == 0 || st.Stamp == v {
+		return nil, st, err
+	}
+	all, err := e.Store.Names()
+	if err != nil {
+		return nil, st, err
+	}
+	moving := map[string]bool{}
+	for _, i := range todo {
+		moving[names[i]] = true
+	}
+	for _, n := range all {
+		if moving[n] {
+			continue
 		}
+		if f, err := e.Store.PeekFormat(n); err != nil || f != v {
+			return nil, st, nil
+		}
+	}
+	return &stampMove{From: st.Stamp, To: v}, st, nil
+}
+
+// commit marks the trees that transitioned committed. When all did, and
+// the journal is the run's alone, it is renamed committed, which costs no
+// flush: its content is durable since the first barrier, and the second
+// makes the rename so. Otherwise it is rewritten, durably before its rename,
+// with each tree's outcome. The stamp moves when every tree committed.
+func (e *Engine) commit(jobs []*job, jr *journal, carried, stamp bool) (stamped bool, err error) {
+	all := !carried
+	done := map[string]bool{}
+	for _, j := range jobs {
+		if j.failed {
+			all = false
+		} else {
+			done[j.entry.Tree] = true
+		}
+	}
+	switch {
+	case all:
+		// The stamp first: a crash between the two renames leaves the
+		// run uncommitted, and its recovery puts the stamp back.
+		if stamp {
+			if err := e.Store.CommitState(); err != nil {
+				return false, err
+			}
+		}
+		if err := e.Store.RenameJournal(journalEntry, committedEntry); err != nil {
+			return false, err
+		}
+		jr.File = committedEntry
+	case len(done) > 0:
+		if err := e.rewriteJournal(journalEntry, func(entry) bool { return true }, func(x entry) bool { return x.Committed || done[x.Tree] }); err != nil {
+			return false, err
+		}
+	}
+	for i := range jr.Trees {
+		jr.Trees[i].Committed = jr.Trees[i].Committed || done[jr.Trees[i].Tree]
+	}
+	return all && stamp, nil
+}
+
+// check is phase 1 for one tree: it fills res and returns the tree's job
+// and its saved state, or nil when there is nothing to do or the tree is
+// refused.
+func (e *Engine) check(res *Result, tg target, w *watch, out *lines, l *tree.Listing, defs *defCache) (*job, []byte) {
+	name := res.Tree
+	fail := func(outcome string, err error) (*job, []byte) {
+		res.Outcome, res.Error = outcome, err.Error()
+		return nil, nil
 	}
 	if gen, err := e.Store.CurrentGen(name); err == nil && w != nil {
 		w.Add(name, e.watched(name, gen)...)
@@ -313,7 +565,7 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 	res.From = t.Format
 	// A transition keeps the records as they are, whatever the package
 	// upgrade did to the definitions; what no longer matches is said.
-	res.Drift = e.Drift(t)
+	res.Drift = e.drift(t, defs)
 	for _, d := range res.Drift {
 		if d.Error != "" {
 			out.warn("%s", d)
@@ -345,7 +597,8 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 	if err != nil {
 		return fail(Failed, err)
 	}
-	j := &job{res: res, entry: entry{Tree: name, From: t.Format, To: tg.to, Gen: t.Gen, Live: live}}
+	j := &job{res: res, entry: entry{Tree: name, From: t.Format, To: tg.to, Gen: t.Gen, NewGen: l.Next(name), Live: live}}
+	var want saved
 	if tg.tagged == nil {
 		p, err := e.planLoaded(t, tg.to)
 		if err != nil {
@@ -354,22 +607,27 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 		res.Hops = p.Hops
 		if len(p.Hops) == 0 {
 			res.Outcome = Unchanged
-			return nil
+			return nil, nil
 		}
 		if !p.OK() {
 			return fail(Refused, &RefusedError{Plan: p})
 		}
-		j.build = e.convert(p, t.Gen)
-		j.entry.Saved = saveOf(ts)
+		j.build = e.convert(p, t.Gen, j.entry.NewGen)
+		want = saveOf(ts)
 	} else {
-		b, want, err := e.restoreBuild(t, tg.tagged, ts)
+		b, w, err := e.restoreBuild(t, tg.tagged, ts, j.entry.NewGen)
 		if err != nil {
 			return fail(Failed, err)
 		}
-		j.build, j.entry.Saved = b, want
+		j.build, want = b, w
 		j.entry.To = b.format
 		res.To = b.format
 	}
+	sv, sum, err := savedJSON(want)
+	if err != nil {
+		return fail(Failed, err)
+	}
+	j.sum = sum
 	if live {
 		j.entry.LiveDir = e.LiveDir
 	}
@@ -391,43 +649,120 @@ func (e *Engine) check(res *Result, tg target, w *watch, out *lines) *job {
 		j.swap = append(j.swap, &move{e: e, lt: lt, target: func() string { return tc.path },
 			shown: lt.TempCompiled()})
 	}
-	j.swap = append(j.swap, &commit{e: e, name: name, b: j.build}, g, &verify{e: e, saved: j.entry.Saved, name: name, b: j.build})
+	j.swap = append(j.swap, &commit{e: e, name: name, b: j.build}, g, &verify{e: e, sum: j.sum, name: name, b: j.build})
 	if live {
 		j.swap = append(j.swap,
 			&move{e: e, lt: lt, target: func() string { return j.build.Staged().CompiledDir() },
 				shown: path.Join(e.Store.Pointer(name), compile.Dir)},
-			&verify{e: e, saved: j.entry.Saved, name: name, b: j.build, live: lt})
+			&verify{e: e, sum: j.sum, name: name, b: j.build, live: lt})
 	}
 	// Once more, last: a write during the swap is noticed before the commit.
 	j.swap = append(j.swap, g)
-	return j
+	return j, sv
+}
+
+// pipeline runs work for 0..n-1, up to Workers at once, each with its own
+// buffer, and hands each result to consume in order, from the calling
+// goroutine; then it reports the buffers in order. Work runs at most a few
+// items ahead of consume, so that what results hold is bounded whatever n.
+func (e *Engine) pipeline(n int, work func(i int, out *lines) any, consume func(i int, v any)) {
+	workers := e.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	bufs := make([]lines, n)
+	results := make([]chan any, n)
+	for i := range results {
+		results[i] = make(chan any, 1)
+	}
+	window := make(chan struct{}, 2*workers)
+	next := make(chan int)
+	go func() {
+		for i := 0; i < n; i++ {
+			window <- struct{}{}
+			next <- i
+		}
+		close(next)
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < min(workers, n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				results[i] <- work(i, &bufs[i])
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		consume(i, <-results[i])
+		<-window
+	}
+	wg.Wait()
+	e.report(bufs)
 }
 
 // barrier makes everything written and renamed so far durable: the system
-// directory's filesystem and the live directory's, which may differ.
+// directory's filesystem and the live directory's — once when they are
+// one.
 func (e *Engine) barrier() error {
 	start := time.Now()
 	if err := e.Store.Sync(); err != nil {
 		return err
 	}
-	if err := e.Live.Sync(); err != nil {
+	// A live directory that does not exist holds nothing to sync; one on
+	// the system directory's filesystem was synced with it.
+	sep, err := e.separateLive()
+	if err != nil {
 		return err
+	}
+	if sep {
+		if err := e.Live.Sync(); err != nil {
+			return err
+		}
 	}
 	e.note(4, "barrier: synced the filesystems of %s and %s in %s", e.Store.Dir, e.LiveDir, time.Since(start).Round(10*time.Microsecond))
 	return nil
 }
 
-// abort handles a failure that concerns the whole run (a barrier or the
-// journal could not be written): every tree is rolled back from the journal.
+// separateLive reports whether the live directory exists on a filesystem
+// other than the system directory's.
+func (e *Engine) separateLive() (bool, error) {
+	if ok, err := durable.Exists(e.FS, e.LiveDir); err != nil || !ok {
+		return false, err
+	}
+	same, err := e.FS.SameFS(e.Store.Dir, e.LiveDir)
+	return !same, err
+}
+
+// abort handles a failure that concerns the whole run (a barrier, the
+// journal or the commit could not be written): every tree of the run is
+// rolled back, and a barrier makes that durable before anything goes.
 func (e *Engine) abort(jobs []*job, jr *journal, err error) {
-	for i := range jr.Trees {
+	fail := func(extra error) {
 		for _, j := range jobs {
-			if jr.Trees[i].Tree == j.entry.Tree {
-				jr.Trees[i].Committed = false
+			if !j.failed {
+				j.fail(errors.Join(err, extra))
 			}
 		}
 	}
-	errs := e.finish(jr)
+	if jr.File == committedEntry {
+		if rerr := e.Store.RenameJournal(committedEntry, journalEntry); rerr != nil {
+			fail(fmt.Errorf("roll back: %w (the journal is kept: run %s again, which completes the transition)", rerr, e.Suggest.Cmd("update")))
+			return
+		}
+		jr.File = journalEntry
+	}
+	ours := map[string]bool{}
+	for _, j := range jobs {
+		ours[j.entry.Tree] = true
+	}
+	for i := range jr.Trees {
+		if ours[jr.Trees[i].Tree] {
+			jr.Trees[i].Committed = false
+		}
+	}
+	errs := e.finish(jr, true)
 	for _, j := range jobs {
 		if j.failed {
 			continue

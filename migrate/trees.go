@@ -130,7 +130,7 @@ func (e *Engine) CreateTree(name string, o CreateOptions) error {
 	}
 	slices.Sort(allow)
 	t := &model.Tree{Name: name, Allow: slices.Compact(allow)}
-	nt, err := e.Store.Stage(t, o.Format)
+	nt, err := e.Store.Stage(t, o.Format, 0)
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,7 @@ func (e *Engine) UpdateWith(c *Config, file string, names []string, to int) (*Up
 		}
 	}
 	report.Applied = applied.Changes
+	whole := len(names) == 0 && stuck == nil
 	if len(names) == 0 {
 		all, err := e.Ordered()
 		if err != nil {
@@ -118,7 +119,16 @@ func (e *Engine) UpdateWith(c *Config, file string, names []string, to int) (*Up
 	if len(bad) > 0 {
 		return report, &NotUpdatedError{Trees: bad}
 	}
-	if err := e.stamp(to); err != nil {
+	// Run over every tree, the transition has seen each one's format: the
+	// stamp needs no second look at them.
+	if whole {
+		for _, r := range report.Trees {
+			if r.Outcome != Updated && (r.Outcome != Unchanged || r.From != to) {
+				whole = false
+			}
+		}
+	}
+	if err := e.stamp(to, whole); err != nil {
 		return report, err
 	}
 	return report, nil
@@ -151,11 +161,15 @@ func (e *Engine) sweep() error {
 	return e.Store.SweepOrphans()
 }
 
-// stamp records v as the owner's format stamp once every tree is in it. A
+// stamp records v as the owner's format stamp once every tree is in it
+// (known: the caller has seen that they are). A
 // system directory without a stamp yet (no tree was ever created) keeps
 // none.
-func (e *Engine) stamp(v int) error {
+func (e *Engine) stamp(v int, known bool) error {
 	names, err := e.Store.Names()
+	if err != nil || known {
+		names = nil
+	}
 	if err != nil {
 		return err
 	}

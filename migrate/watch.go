@@ -27,15 +27,15 @@ import (
 type watch struct {
 	w       *fsnotify.Watcher
 	mu      sync.Mutex
-	dirs    map[string]string           // watched directory -> tree
-	first   map[string]string           // tree -> first path written
-	watched map[string][]string         // tree -> its watched directories
-	snap    map[string]map[string]stamp // tree -> path -> its stamp when added
+	dirs    map[string]string      // watched directory -> tree
+	first   map[string]string      // tree -> first path written
+	watched map[string][]string    // tree -> its watched directories
+	snap    map[string][]dirStamps // tree -> its directories' stamps when added
 	done    chan struct{}
 }
 
 func newWatch() *watch {
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string][]dirStamps{}}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
 		// No inotify (limits reached): the transition runs unwatched, as
@@ -97,14 +97,8 @@ func (w *watch) Tripped(tree string) string {
 	if first != "" {
 		return first
 	}
-	now := stamps(dirs)
-	for p, c := range snap {
-		if now[p] != c {
-			return p
-		}
-	}
-	for p := range now {
-		if _, ok := snap[p]; !ok {
+	for i, now := range stamps(dirs) {
+		if p := snap[i].differs(now); p != "" {
 			return p
 		}
 	}
@@ -114,21 +108,51 @@ func (w *watch) Tripped(tree string) string {
 // stamp is what a write to a file changes: its modification time or size.
 type stamp struct{ mtime, size int64 }
 
-// stamps maps each entry of the directories dirs to its stamp.
-func stamps(dirs []string) map[string]stamp {
-	out := map[string]stamp{}
-	for _, d := range dirs {
-		entries, err := os.ReadDir(d)
+// dirStamps is the stamps of a directory's entries, sorted by name. A run
+// holds one for each watched directory of every tree it moves (a thousand
+// entries for a tree of a thousand services in format 1): names, not
+// paths, in slices, not maps.
+type dirStamps struct {
+	dir    string
+	names  []string
+	stamps []stamp
+}
+
+// stamps takes the stamps of the entries of each of the directories dirs.
+func stamps(dirs []string) []dirStamps {
+	out := make([]dirStamps, len(dirs))
+	for i, d := range dirs {
+		out[i].dir = d
+		entries, err := os.ReadDir(d) // sorted by name
 		if err != nil {
 			continue
 		}
 		for _, e := range entries {
 			if info, err := e.Info(); err == nil {
-				out[d+string(filepath.Separator)+e.Name()] = stamp{info.ModTime().UnixNano(), info.Size()}
+				out[i].names = append(out[i].names, e.Name())
+				out[i].stamps = append(out[i].stamps, stamp{info.ModTime().UnixNano(), info.Size()})
 			}
 		}
 	}
 	return out
+}
+
+// differs returns the path of an entry whose stamp differs between d and
+// now, or that only one of them has, or "".
+func (d dirStamps) differs(now dirStamps) string {
+	i, j := 0, 0
+	for i < len(d.names) || j < len(now.names) {
+		switch {
+		case j == len(now.names) || (i < len(d.names) && d.names[i] < now.names[j]):
+			return d.dir + string(filepath.Separator) + d.names[i]
+		case i == len(d.names) || now.names[j] < d.names[i]:
+			return d.dir + string(filepath.Separator) + now.names[j]
+		case d.stamps[i] != now.stamps[j]:
+			return d.dir + string(filepath.Separator) + d.names[i]
+		}
+		i, j = i+1, j+1
+	}
+	return ""
 }
 
 func (w *watch) Close() {

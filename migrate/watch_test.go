@@ -19,7 +19,7 @@ func TestWatchSeesWritesWithoutEvents(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	os.Chtimes(meta, old, old)
 
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string][]dirStamps{}}
 	w.Add("t", gen, filepath.Join(gen, "compiled"), state)
 	os.ReadFile(meta)
 	if err := os.Link(index, filepath.Join(t.TempDir(), "copy")); err != nil {
@@ -37,7 +37,7 @@ func TestWatchSeesWritesWithoutEvents(t *testing.T) {
 // A service state written from outside, a new entry, is noticed too.
 func TestWatchSeesNewStateFile(t *testing.T) {
 	gen, state := t.TempDir(), t.TempDir()
-	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string]map[string]stamp{}}
+	w := &watch{dirs: map[string]string{}, first: map[string]string{}, watched: map[string][]string{}, snap: map[string][]dirStamps{}}
 	w.Add("t", gen, state)
 	sshd := filepath.Join(state, "sshd")
 	os.WriteFile(sshd, []byte("up\n"), 0o644)
@@ -75,5 +75,25 @@ func TestWatchSeesWritesTheStampsMiss(t *testing.T) {
 	}
 	if p := w.Tripped("t"); p != meta {
 		t.Fatalf("Tripped = %q, want %s", p, meta)
+	}
+}
+
+// The stamps name the entry that was changed, added or removed.
+func TestDirStampsNameWhatDiffers(t *testing.T) {
+	d := dirStamps{dir: "/d", names: []string{"a", "b", "c"}, stamps: []stamp{{1, 1}, {2, 2}, {3, 3}}}
+	for _, c := range []struct {
+		now  dirStamps
+		want string
+	}{
+		{dirStamps{names: []string{"a", "b", "c"}, stamps: []stamp{{1, 1}, {2, 2}, {3, 3}}}, ""},
+		{dirStamps{names: []string{"a", "b", "c"}, stamps: []stamp{{1, 1}, {2, 5}, {3, 3}}}, "/d/b"},
+		{dirStamps{names: []string{"a", "c"}, stamps: []stamp{{1, 1}, {3, 3}}}, "/d/b"},
+		{dirStamps{names: []string{"a", "b", "bb", "c"}, stamps: []stamp{{1, 1}, {2, 2}, {0, 0}, {3, 3}}}, "/d/bb"},
+		{dirStamps{names: []string{"a", "b", "c", "d"}, stamps: []stamp{{1, 1}, {2, 2}, {3, 3}, {4, 4}}}, "/d/d"},
+		{dirStamps{}, "/d/a"},
+	} {
+		if got := d.differs(c.now); got != c.want {
+			t.Errorf("%v: %q, want %q", c.now.names, got, c.want)
+		}
 	}
 }

@@ -37,6 +37,45 @@ func (s *Store) WriteJournal(name string, write func(w io.Writer) error) error {
 	return s.FS.SyncDir(s.journalDir())
 }
 
+// CreateJournal records the new entry name, which must not exist, with
+// what write writes, unsynced: the caller syncs the store before anything
+// the entry describes is relied on. If write fails, no entry is left.
+func (s *Store) CreateJournal(name string, write func(w io.Writer) error) error {
+	had, err := durable.Exists(s.FS, s.journalDir())
+	if err != nil {
+		return err
+	}
+	if err := durable.MkdirAll(s.FS, s.journalDir(), 0o700, false); err != nil {
+		return err
+	}
+	err = s.FS.CreateStream(s.JournalPath(name), 0o600, write)
+	if err != nil && !had {
+		// A run that gives up its journal (nothing to do, a tree refused
+		// or unreadable) leaves the system directory as it found it.
+		s.FS.Remove(s.journalDir())
+	}
+	return err
+}
+
+// RenameJournal renames entry from to to, unsynced: how a run marks its
+// entry committed in one atomic step whose data is already durable.
+func (s *Store) RenameJournal(from, to string) error {
+	return s.FS.Rename(s.JournalPath(from), s.JournalPath(to))
+}
+
+// DropJournal removes entry name, unsynced (see RemoveJournal).
+func (s *Store) DropJournal(name string) error { return s.FS.RemoveAll(s.JournalPath(name)) }
+
+// SyncJournals makes the journal directory's entries durable, if it
+// exists: a command that changes a tree calls it first, so that no entry
+// a run removed unsynced can come back after the change.
+func (s *Store) SyncJournals() error {
+	if ok, err := durable.Exists(s.FS, s.journalDir()); err != nil || !ok {
+		return err
+	}
+	return s.FS.SyncDir(s.journalDir())
+}
+
 // ReadJournal returns entry name.
 func (s *Store) ReadJournal(name string) ([]byte, error) {
 	b, err := s.FS.ReadFile(s.JournalPath(name), maxJournal)

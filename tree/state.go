@@ -132,3 +132,29 @@ func (s *Store) WriteState(st State) error {
 	}
 	return durable.WriteFileSynced(s.FS, s.StatePath(), st.encode(), 0o644)
 }
+
+// stagedStateName is a state file written ahead of its use by a run that
+// moves the stamp: hidden, beside the state, never read.
+const stagedStateName = ".state.new"
+
+func (s *Store) stagedStatePath() string { return path.Join(s.Dir, stagedStateName) }
+
+// StageState writes st beside the state file, unsynced, for CommitState to
+// put in place once a sync has made its content durable: the state is then
+// replaced in one rename whose data cannot be lost, and without a flush of
+// its own.
+func (s *Store) StageState(st State) error {
+	p := s.stagedStatePath()
+	if err := s.FS.RemoveAll(p); err != nil {
+		return err
+	}
+	b := st.encode()
+	return s.FS.Create(p, b, 0o644)
+}
+
+// CommitState renames the staged state over the state file, unsynced: the
+// caller syncs the store before relying on it.
+func (s *Store) CommitState() error { return s.FS.Rename(s.stagedStatePath(), s.StatePath()) }
+
+// DropStagedState removes a staged state that will not be used.
+func (s *Store) DropStagedState() error { return s.FS.RemoveAll(s.stagedStatePath()) }

@@ -45,7 +45,7 @@ func (s *Store) Tag(v int) error {
 			return err
 		}
 		src := s.GenDir(n, gen)
-		if err := durable.CloneTree(s.FS, src, path.Join(tmp, TreesName, path.Base(src))); err != nil {
+		if err := s.FS.CloneTree(src, path.Join(tmp, TreesName, path.Base(src))); err != nil {
 			return err
 		}
 		if err := s.FS.Symlink(path.Base(src), path.Join(tmp, TreesName, n)); err != nil {

@@ -263,10 +263,11 @@ func (s *Store) rebase(dir string, err error) error {
 }
 
 // Stage writes t in format v as a new generation beside the current one,
-// with its compiled service directories. Nothing is synced, and nothing
-// refers to the new generation until Commit: the caller syncs (Sync) in
-// between, once for every generation it stages.
-func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
+// with its compiled service directories: generation gen, or with gen 0 the
+// one after the highest on disk. Nothing is synced, and nothing refers to
+// the new generation until Commit: the caller syncs (Sync) in between,
+// once for every generation it stages.
+func (s *Store) Stage(t *model.Tree, v, gen int) (*Tree, error) {
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("tree %s: %w", t.Name, err)
 	}
@@ -282,15 +283,17 @@ func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
 	if err := durable.MkdirAll(s.FS, s.TreesDir(), 0o755, true); err != nil {
 		return nil, err
 	}
-	gen, err := s.nextGen(t.Name)
-	if err != nil {
-		return nil, err
+	if gen == 0 {
+		if gen, err = s.nextGen(t.Name); err != nil {
+			return nil, err
+		}
 	}
 	dir := s.GenDir(t.Name, gen)
-	if err := s.FS.Mkdir(dir, 0o755); err != nil {
-		return nil, err
+	entries, err := entriesOf(files)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", s.Host(dir), err)
 	}
-	if err := writeFiles(s.FS, dir, files); err != nil {
+	if err := s.FS.Build(dir, 0o755, entries); err != nil {
 		s.FS.RemoveAll(dir)
 		return nil, err
 	}
@@ -301,77 +304,145 @@ func (s *Store) Stage(t *model.Tree, v int) (*Tree, error) {
 // filesystem sync instead of a sync per file and directory.
 func (s *Store) Sync() error { return s.FS.SyncFS(s.Dir) }
 
-// writeFiles writes files under dir, a directory just created, with the
-// directories they need: each parent is made once, without asking the
-// filesystem what exists.
-func writeFiles(fsys durable.FS, dir string, files []model.File) error {
-	made := map[string]bool{dir: true}
-	var mkdir func(d string) error
-	mkdir = func(d string) error {
+// entriesOf lists the files of a generation as a Build makes them, each
+// directory once, before what it holds.
+func entriesOf(files []model.File) ([]durable.Entry, error) {
+	made := map[string]bool{".": true}
+	out := make([]durable.Entry, 0, len(files)*3/2)
+	var mkdir func(d string)
+	mkdir = func(d string) {
 		if made[d] {
-			return nil
+			return
 		}
-		if !durable.Under(d, dir) {
-			return fmt.Errorf("%s: not inside %s", d, dir)
-		}
-		if err := mkdir(path.Dir(d)); err != nil {
-			return err
-		}
-		if err := fsys.Mkdir(d, 0o755); err != nil {
-			return err
-		}
+		mkdir(path.Dir(d))
 		made[d] = true
-		return nil
+		out = append(out, durable.Entry{Name: d, Mode: fs.ModeDir | 0o755})
 	}
 	for _, f := range files {
-		p := path.Join(dir, f.Name)
-		if !durable.Under(p, dir) || p == dir {
-			return fmt.Errorf("%s: a file outside its generation", fsys.Host(p))
+		if !fs.ValidPath(f.Name) || f.Name == "." {
+			return nil, fmt.Errorf("%q: a file outside its generation", f.Name)
 		}
-		if err := mkdir(path.Dir(p)); err != nil {
-			return err
-		}
-		if err := fsys.Create(p, f.Data, f.Mode); err != nil {
-			return err
-		}
+		mkdir(path.Dir(f.Name))
+		out = append(out, durable.Entry{Name: f.Name, Data: f.Data, Mode: f.Mode})
 	}
-	return nil
+	return out, nil
 }
 
-// nextGen returns one more than the highest generation of name on disk, so a
-// new generation never reuses the directory of a live or leftover one.
+// nextGen returns one more than the highest generation of name on disk.
 func (s *Store) nextGen(name string) (int, error) {
-	gens, err := s.Generations(name)
+	l, err := s.List()
 	if err != nil {
 		return 0, err
 	}
-	if len(gens) == 0 {
-		return 1, nil
-	}
-	return slices.Max(gens) + 1, nil
+	return l.Next(name), nil
 }
 
 // Generations lists the generation numbers of tree name present on disk,
 // current or not, sorted.
 func (s *Store) Generations(name string) ([]int, error) {
+	l, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	return l.Gens[name], nil
+}
+
+// TrashDir is where a transition moves what it no longer needs — old
+// generations, and the private copies of live databases on the same
+// filesystem — for the next change to remove (SweepTrash): a rename is one
+// operation, a removal one per file, and a run's removals were a quarter of
+// its time.
+func (s *Store) TrashDir() string { return path.Join(s.Dir, trashName) }
+
+const trashName = "trash"
+
+// Trash moves p, a directory of the system directory's filesystem that
+// nothing points at, into the trash as name, unsynced; if the trash holds
+// a name already, p is removed instead.
+func (s *Store) Trash(p, name string) error {
+	if err := durable.MkdirAll(s.FS, s.TrashDir(), 0o700, false); err != nil {
+		return err
+	}
+	dst := path.Join(s.TrashDir(), name)
+	if ok, err := durable.Exists(s.FS, dst); err != nil {
+		return err
+	} else if ok {
+		return s.FS.RemoveAll(p)
+	}
+	return s.FS.Rename(p, dst)
+}
+
+// TrashGen moves generation gen of tree name into the trash.
+func (s *Store) TrashGen(name string, gen int) error {
+	return s.Trash(s.GenDir(name, gen), name+"."+strconv.Itoa(gen))
+}
+
+// SweepTrash empties the trash, unsynced: nothing in it is used.
+func (s *Store) SweepTrash() error { return s.FS.RemoveAll(s.TrashDir()) }
+
+// Listing is what the trees directory holds, from one read of it: what a
+// run over many trees consults instead of reading the directory again for
+// each.
+type Listing struct {
+	// Links are the names of the tree links (not checked to be trees).
+	Links []string
+	// Gens maps a tree name to its generations on disk, sorted.
+	Gens map[string][]int
+	// Swaps maps a link name to the leftovers of interrupted swaps of it.
+	Swaps map[string][]string
+}
+
+// List reads the trees directory once. A missing directory lists nothing.
+func (s *Store) List() (*Listing, error) {
+	l := &Listing{Gens: map[string][]int{}, Swaps: map[string][]string{}}
 	entries, err := s.FS.ReadDir(s.TreesDir())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return l, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	prefix := "." + name + "."
-	var gens []int
+	links := map[string]bool{}
 	for _, e := range entries {
-		if rest, ok := strings.CutPrefix(e.Name(), prefix); ok {
-			if g, err := strconv.Atoi(rest); err == nil && g > 0 && strconv.Itoa(g) == rest {
-				gens = append(gens, g)
+		if !strings.HasPrefix(e.Name(), ".") {
+			links[e.Name()] = true
+			l.Links = append(l.Links, e.Name())
+		}
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), ".")
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, '.'); i > 0 {
+			name, g := rest[:i], rest[i+1:]
+			if gen, err := strconv.Atoi(g); err == nil && gen > 0 && strconv.Itoa(gen) == g {
+				l.Gens[name] = append(l.Gens[name], gen)
+				continue
+			}
+		}
+		// renameio stages a swap of link NAME in .NAME followed by digits;
+		// NAME may end in digits itself.
+		for k := len(rest) - 1; k > 0 && rest[k] >= '0' && rest[k] <= '9'; k-- {
+			if links[rest[:k]] {
+				l.Swaps[rest[:k]] = append(l.Swaps[rest[:k]], path.Join(s.TreesDir(), e.Name()))
+				break
 			}
 		}
 	}
-	slices.Sort(gens)
-	return gens, nil
+	for _, g := range l.Gens {
+		slices.Sort(g)
+	}
+	return l, nil
+}
+
+// Next is the generation after the highest of tree name on disk, so a new
+// generation never reuses the directory of a live or leftover one.
+func (l *Listing) Next(name string) int {
+	if g := l.Gens[name]; len(g) > 0 {
+		return g[len(g)-1] + 1
+	}
+	return 1
 }
 
 // Commit makes generation gen of tree name the current one, in one rename
@@ -447,23 +518,39 @@ func (s *Store) SweepOrphans() error {
 }
 
 // Sweep removes what interrupted changes left in the system directory:
-// renameio's temporary files beside the state and journal entries, and
-// half-made link swaps beside tree links. Leftovers are unused; their
-// removal is not synced.
+// renameio's temporary files beside the state and journal entries, a state
+// staged by a run that did not get to use it, and half-made link swaps
+// beside tree links. Leftovers are unused; their removal is not synced.
 func (s *Store) Sweep() error {
 	if err := durable.SweepTemp(s.FS, s.Dir, StateName); err != nil {
+		return err
+	}
+	if err := s.FS.RemoveAll(s.stagedStatePath()); err != nil {
 		return err
 	}
 	if err := durable.SweepTemp(s.FS, s.journalDir()); err != nil {
 		return err
 	}
-	names, err := s.Names()
+	l, err := s.List()
 	if err != nil {
 		return err
 	}
+	return s.SweepSwaps(l, l.Links...)
+}
+
+// SweepSwaps removes the leftovers of interrupted swaps of the tree links
+// names, as listed in l: renameio stages a swap in a directory holding the
+// new link alone, and removes it when done.
+func (s *Store) SweepSwaps(l *Listing, names ...string) error {
 	for _, n := range names {
-		if err := durable.SweepSymlink(s.FS, s.TreesDir(), n); err != nil {
-			return err
+		for _, p := range l.Swaps[n] {
+			sub, err := s.FS.ReadDir(p)
+			if err != nil || len(sub) > 1 || (len(sub) == 1 && sub[0].Name() != "tmp.symlink") {
+				continue
+			}
+			if err := s.FS.RemoveAll(p); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

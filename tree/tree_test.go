@@ -20,7 +20,7 @@ func TestStageCommitLoadEveryFormat(t *testing.T) {
 	for _, c := range format.All() {
 		s := testStore(t)
 		want := treetest.Sample()
-		nt, err := s.Stage(want, c.Version())
+		nt, err := s.Stage(want, c.Version(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +52,7 @@ func TestGenerations(t *testing.T) {
 	s := testStore(t)
 	tr := treetest.Sample()
 	for i := 1; i <= 3; i++ {
-		nt, err := s.Stage(tr, 1)
+		nt, err := s.Stage(tr, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,7 +81,7 @@ func TestGenerations(t *testing.T) {
 
 func TestLoadRefusesForeignName(t *testing.T) {
 	s := testStore(t)
-	nt, _ := s.Stage(treetest.Sample(), 2)
+	nt, _ := s.Stage(treetest.Sample(), 2, 0)
 	s.Commit(nt.Name, nt.Gen, true)
 	// A generation moved under another tree's name is not that tree.
 	os.Rename(s.Host(s.GenDir("boot", 1)), s.Host(s.GenDir("other", 1)))
@@ -201,7 +201,7 @@ func TestPlantedLinksAreNotFollowed(t *testing.T) {
 			var err error
 			switch name {
 			case "tree":
-				_, err = s.Stage(treetest.Sample(), 1)
+				_, err = s.Stage(treetest.Sample(), 1, 0)
 			case "journal":
 				err = s.WriteJournal("update", func(w io.Writer) error { _, err := io.WriteString(w, "{}"); return err })
 			case "lock":

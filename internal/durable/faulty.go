@@ -122,3 +122,15 @@ func (f *Faulty) SyncFS(p string) error {
 func (f *Faulty) String() string {
 	return fmt.Sprintf("call %d fails with %v (after: %v, sticky: %v)", f.N, f.Err, f.After, f.Sticky)
 }
+
+func (f *Faulty) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+	return f.call("create", p, func() error { return f.FS.CreateStream(p, perm, write) })
+}
+
+// Build and CloneTree are made of single operations, each counted and
+// failed on its own, as the real FS makes each entry in turn.
+func (f *Faulty) Build(dir string, perm fs.FileMode, entries []Entry) error {
+	return BuildEach(f, dir, perm, entries)
+}
+
+func (f *Faulty) CloneTree(src, dst string) error { return CloneEach(f, src, dst) }

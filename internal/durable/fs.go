@@ -20,10 +20,16 @@
 //     directory holding the entry is synced (SyncDir), and a created file's
 //     data once the file is (Fsync) — or once the whole filesystem is
 //     (SyncFS);
+//   - CreateStream and Build write new entries the same way, unsynced: a
+//     whole tree of files (Build) or one file written piece by piece
+//     (CreateStream) costs no flush until a sync covers it;
 //   - WriteFile, WriteStream and SwapSymlink replace an entry atomically (a
 //     reader sees the old one or the new one, never a mix) and make the new
 //     content durable before the rename; the rename itself is durable once
 //     the directory is synced.
+//
+// The flushes the real FS makes (fsync of a file, of a directory, syncfs)
+// are counted for the whole process: see Flushes.
 //
 // The atomic replacements are google/renameio's, run on an os.Root opened on
 // the one directory concerned, which is itself reached without following a
@@ -58,10 +64,31 @@ type FS interface {
 	// Readlink returns the target of link p.
 	Readlink(p string) (string, error)
 
+	// SameFS reports whether a and b (which must exist) are on one
+	// filesystem, so that a sync of one covers the other.
+	SameFS(a, b string) (bool, error)
+
 	// Mkdir creates directory p.
 	Mkdir(p string, perm fs.FileMode) error
 	// Create writes a new file p, which must not exist.
 	Create(p string, data []byte, perm fs.FileMode) error
+	// CreateStream writes the new file p, which must not exist, with what
+	// write writes (a buffered writer), unsynced. If write fails, p is
+	// removed.
+	CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error
+	// Build creates directory dir (mode perm), which must not exist, and
+	// the entries below it in their order, a directory before what it
+	// holds: a whole tree of files in one call, each path not resolved
+	// anew. Nothing is synced. If it fails, what it made is left for the
+	// caller to remove.
+	Build(dir string, perm fs.FileMode, entries []Entry) error
+	// CloneTree recreates directory src at dst (which must not exist):
+	// its directories made anew, with their modes, its files hard links to
+	// src's where both are on one filesystem, copies otherwise. It is for
+	// directories that are never modified in place (tree generations,
+	// compiled databases), where a link is as good as a copy. Nothing is
+	// synced. Anything but regular files and directories is refused.
+	CloneTree(src, dst string) error
 	// Symlink creates link p to target; p must not exist.
 	Symlink(target, p string) error
 	// Link makes p another name of the file old (a hard link); p must not
@@ -98,6 +125,18 @@ type FS interface {
 	// OpenLock opens p for an flock: for writing (creating it) with
 	// create, else read-only (a missing file is fs.ErrNotExist).
 	OpenLock(p string, create bool) (LockFile, error)
+}
+
+// Entry is one entry of a Build: a directory (Mode has fs.ModeDir), or a
+// regular file holding Data, or, with Link set, another name of the file at
+// Link (a path inside the root) — a copy of it if Link is on another
+// filesystem.
+type Entry struct {
+	// Name is the entry's path below the directory built ("a/b").
+	Name string
+	Mode fs.FileMode
+	Data []byte
+	Link string
 }
 
 // LockFile is an open file that can be locked with flock.
@@ -155,3 +194,9 @@ func Describe(err error) string {
 	}
 	return err.Error()
 }
+
+var (
+	_ FS = (*OS)(nil)
+	_ FS = (*Overlay)(nil)
+	_ FS = (*Faulty)(nil)
+)

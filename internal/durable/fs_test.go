@@ -218,7 +218,7 @@ func stageRandom(t *testing.T, fsys FS, rng *rand.Rand) {
 func randomOp(fsys FS, rng *rand.Rand) (string, error) {
 	p, q := randomPath(rng), randomPath(rng)
 	data := []byte(fmt.Sprint(rng.IntN(1000)))
-	switch rng.IntN(11) {
+	switch rng.IntN(14) {
 	case 0:
 		return "mkdir " + p, fsys.Mkdir(p, 0o755)
 	case 1:
@@ -239,6 +239,18 @@ func randomOp(fsys FS, rng *rand.Rand) (string, error) {
 		return "swap " + p, fsys.SwapSymlink(q, p)
 	case 9:
 		return "stream " + p, fsys.WriteStream(p, 0o644, func(w io.Writer) error { _, err := w.Write(data); return err })
+	case 10:
+		return "createstream " + p, fsys.CreateStream(p, 0o640, func(w io.Writer) error { _, err := w.Write(data); return err })
+	case 11:
+		// A tree with a subdirectory, a file in each and a link to q.
+		return "build " + p + " linking " + q, fsys.Build(p, 0o750, []Entry{
+			{Name: "f", Data: data, Mode: 0o600},
+			{Name: "d", Mode: fs.ModeDir | 0o700},
+			{Name: "d/g", Data: data, Mode: 0o644},
+			{Name: "d/l", Link: q},
+		})
+	case 12:
+		return "clone " + q + " " + p, fsys.CloneTree(q, p)
 	}
 	return "mkdirall " + p, MkdirAll(fsys, p, 0o755, false)
 }

@@ -84,13 +84,52 @@ func Exists(fsys FS, p string) (bool, error) {
 	return err == nil, err
 }
 
-// CloneTree recreates directory src at dst (which must not exist) with
-// hard links to src's files where both are on one filesystem, copies
-// otherwise, with their modes. It is for directories that are never
-// modified in place (tree generations, compiled databases), where a link is
-// as good as a copy. Nothing is synced. Anything but regular files and
-// directories is refused.
-func CloneTree(fsys FS, src, dst string) error {
+// BuildEach is Build made of fsys's single operations (Mkdir, Create,
+// Link, a copy when a link would cross filesystems): what every FS but the
+// real one does, so that each entry is recorded, counted or failed on its
+// own.
+func BuildEach(fsys FS, dir string, perm fs.FileMode, entries []Entry) error {
+	if err := fsys.Mkdir(dir, perm); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p, err := below(fsys, dir, e.Name)
+		if err != nil {
+			return err
+		}
+		switch {
+		case e.Mode.IsDir():
+			err = fsys.Mkdir(p, e.Mode.Perm())
+		case e.Link != "":
+			err = fsys.Link(e.Link, p)
+			if errors.Is(err, ErrCrossDevice) {
+				err = CopyFile(fsys, e.Link, p)
+			}
+		default:
+			err = fsys.Create(p, e.Data, e.Mode.Perm())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// below is the path of entry name of a Build of dir; name must be a clean
+// relative path that stays below dir.
+func below(fsys FS, dir, name string) (string, error) {
+	if name == "" || path.IsAbs(name) || path.Clean(name) != name || name == "." || name == ".." || strings.HasPrefix(name, "../") {
+		return "", pathError("create", fsys.Host(dir), fmt.Errorf("entry %q is not a path below the directory", name))
+	}
+	return path.Join(dir, name), nil
+}
+
+// CloneEach is CloneTree made of fsys's single operations (see
+// BuildEach), in the real FS's order: depth first, by name.
+func CloneEach(fsys FS, src, dst string) error {
+	if Under(dst, src) {
+		return pathError("copy", fsys.Host(dst), errors.New("a directory cannot be cloned into itself"))
+	}
 	fi, err := fsys.Lstat(src)
 	if err != nil {
 		return err
@@ -109,19 +148,17 @@ func CloneTree(fsys FS, src, dst string) error {
 		s, d := path.Join(src, e.Name()), path.Join(dst, e.Name())
 		switch {
 		case e.IsDir():
-			if err := CloneTree(fsys, s, d); err != nil {
-				return err
-			}
+			err = CloneEach(fsys, s, d)
 		case e.Type().IsRegular():
-			err := fsys.Link(s, d)
+			err = fsys.Link(s, d)
 			if errors.Is(err, ErrCrossDevice) {
 				err = CopyFile(fsys, s, d)
 			}
-			if err != nil {
-				return err
-			}
 		default:
-			return pathError("copy", fsys.Host(s), fmt.Errorf("a %s where only files and directories belong", Kind(e.Type())))
+			err = pathError("copy", fsys.Host(s), fmt.Errorf("a %s where only files and directories belong", Kind(e.Type())))
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil

@@ -537,29 +537,45 @@ func removeAt(dirfd int, name string) error {
 	if err != unix.EISDIR && err != unix.EPERM {
 		return err
 	}
-	d, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	f := os.NewFile(uintptr(d), name)
-	for {
-		names, rerr := f.Readdirnames(1024)
-		for _, n := range names {
-			if err := removeAt(d, n); err != nil && err != unix.ENOENT {
-				f.Close()
-				return err
+	return removeDir(dirfd, name)
+}
+
+// removeDir removes directory name of dirfd and what it holds, the
+// entries' types telling directories from files so that no removal is
+// tried the wrong way first. An entry made meanwhile is removed too: the
+// directory is listed again while its removal finds it not empty.
+func removeDir(dirfd int, name string) error {
+	for tries := 0; ; tries++ {
+		d, err := openDir(dirfd, name)
+		if err != nil {
+			return err
+		}
+		ents, err := readDirents(d)
+		for _, e := range ents {
+			if err != nil {
+				break
+			}
+			switch e.typ {
+			case unix.DT_DIR:
+				err = removeDir(d, e.name)
+			case unix.DT_UNKNOWN:
+				err = removeAt(d, e.name)
+			default:
+				err = retry(func() error { return unix.Unlinkat(d, e.name, 0) })
+			}
+			if err == unix.ENOENT {
+				err = nil
 			}
 		}
-		if rerr == io.EOF || len(names) == 0 {
-			break
+		unix.Close(d)
+		if err != nil {
+			return err
 		}
-		if rerr != nil {
-			f.Close()
-			return rerr
+		err = retry(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) })
+		if err != unix.ENOTEMPTY || tries == 100 {
+			return err
 		}
 	}
-	f.Close()
-	return retry(func() error { return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR) })
 }
 
 // Chown changes p's owner, never through a link.
@@ -641,6 +657,7 @@ func (o *OS) WriteStream(p string, perm fs.FileMode, write func(w io.Writer) err
 		if err := bw.Flush(); err != nil {
 			return err
 		}
+		flushes.fsync.Add(1) // renameio syncs the new file before the rename
 		return f.CloseAtomicallyReplace()
 	})
 	if err == nil {
@@ -672,6 +689,7 @@ func (o *OS) Fsync(p string) error {
 		return pathError("fsync", o.Host(p), err)
 	}
 	defer unix.Close(f)
+	flushes.fsync.Add(1)
 	if err := retry(func() error { return unix.Fsync(f) }); err != nil {
 		return pathError("fsync", o.Host(p), err)
 	}
@@ -690,6 +708,7 @@ func (o *OS) SyncDir(p string) error {
 		return err
 	}
 	defer unix.Close(fd)
+	flushes.syncdir.Add(1)
 	if err := retry(func() error { return unix.Fsync(fd) }); err != nil {
 		return pathError("sync directory", o.Host(p), err)
 	}
@@ -708,6 +727,7 @@ func (o *OS) SyncFS(p string) error {
 		return err
 	}
 	defer unix.Close(fd)
+	flushes.syncfs.Add(1)
 	if err := unix.Syncfs(fd); err != nil {
 		return pathError("sync filesystem of", o.Host(p), err)
 	}

@@ -640,3 +640,38 @@ func (o *Overlay) SyncFS(p string) error { return o.exists("sync filesystem of",
 func (o *Overlay) OpenLock(p string, create bool) (LockFile, error) {
 	return o.base.OpenLock(p, false)
 }
+
+// SameFS asks the base about the nearest paths it holds: what the overlay
+// makes lands where the base's directory above it is.
+func (o *Overlay) SameFS(a, b string) (bool, error) {
+	return o.base.SameFS(o.baseAncestor(a), o.baseAncestor(b))
+}
+
+// baseAncestor is p or the nearest of its parents that the base has.
+func (o *Overlay) baseAncestor(p string) string {
+	for p != "/" {
+		if _, err := o.base.Lstat(p); err == nil {
+			return p
+		}
+		p = path.Dir(p)
+	}
+	return p
+}
+
+// CreateStream records what write writes as the new file p.
+func (o *Overlay) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+	var b bytes.Buffer
+	if err := write(&b); err != nil {
+		return pathError("create", o.Host(p), err)
+	}
+	return o.Create(p, b.Bytes(), perm)
+}
+
+// Build records the directory and its entries one by one; links keep
+// reading their data from the base.
+func (o *Overlay) Build(dir string, perm fs.FileMode, entries []Entry) error {
+	return BuildEach(o, dir, perm, entries)
+}
+
+// CloneTree records a clone made of links: nothing is copied.
+func (o *Overlay) CloneTree(src, dst string) error { return CloneEach(o, src, dst) }

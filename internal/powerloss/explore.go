@@ -435,14 +435,19 @@ type start struct{ name, root string }
 // (one whose journal is never durably committed) has no such recovery.
 func (r *recorded) recoveries(c *checker) ([]start, error) {
 	t := r.trace
+	// A run commits by renaming its journal "update.committed" (schema 3)
+	// or, when some tree failed, by marking the trees committed in it.
 	jr := path.Join(c.cfg.Owner.SystemDir(), "journal", "update")
+	committed := func(s *state) bool {
+		return s.read(jr+".committed") != "" || strings.Contains(s.read(jr), `"committed":true`)
+	}
 	var out []start
 	rollback, complete := -1, -1
 	for k := 0; k <= len(t.events); k++ {
-		if s, _ := t.build(spec{k: k, mode: allKept}); strings.Contains(s.read(jr), `"committed":false`) && !strings.Contains(s.read(jr), `"committed":true`) {
+		if s, _ := t.build(spec{k: k, mode: allKept}); strings.Contains(s.read(jr), `"committed":false`) && !committed(s) {
 			rollback = k
 		}
-		if s, _ := t.build(spec{k: k, mode: allLost}); complete < 0 && strings.Contains(s.read(jr), `"committed":true`) {
+		if s, _ := t.build(spec{k: k, mode: allLost}); complete < 0 && committed(s) {
 			complete = k
 		}
 	}

@@ -74,7 +74,7 @@ func report(t *testing.T, res *Result) {
 func TestPowerLossAtEveryPoint(t *testing.T) {
 	cfg := staged(t)
 	cfg.Recovery = true
-	cfg.States = budget(100)
+	cfg.States = budget(300)
 	res, err := Explore(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -112,16 +112,10 @@ func TestEverySyncIsNeeded(t *testing.T) {
 		// directory sync, filesystem sync), as each costs a recorded run.
 		sample bool
 	}{
-		{"fsync of the journal's temporary file", func(s Sync) bool {
-			return s.Call == "write" && strings.HasPrefix(s.Path, sys+"/journal/")
-		}, true},
-		{"directory syncs of the journal", func(s Sync) bool { return s.Kind == "syncdir" && s.Path == sys+"/journal" }, true},
 		{"barrier syncs of the system directory", func(s Sync) bool { return s.Kind == "syncfs" && s.Path == sys }, true},
-		{"barrier syncs of the live directory", func(s Sync) bool { return s.Kind == "syncfs" && s.Path == live }, false},
-		{"fsync of the state file's temporary file", func(s Sync) bool {
-			return s.Call == "write" && strings.HasPrefix(s.Path, sys+"/.state")
-		}, false},
-		{"directory syncs of the system directory", func(s Sync) bool { return s.Kind == "syncdir" && s.Path == sys }, false},
+		{"barrier syncs of the live directory", func(s Sync) bool { return s.Kind == "syncfs" && s.Path == live }, true},
+		{"first barrier", func(s Sync) bool { return s.Kind == "syncfs" && s.N <= 2 }, false},
+		{"second barrier", func(s Sync) bool { return s.Kind == "syncfs" && s.N > 2 }, false},
 	} {
 		if !c.sample && !all {
 			continue
@@ -149,14 +143,9 @@ func TestEverySyncIsNeeded(t *testing.T) {
 	// Each sync alone, named by what it syncs and which time it does.
 	// covered are those whose loss no crash state of this run shows,
 	// with why they are made all the same (docs/DURABILITY.md).
-	covered := map[string]string{
-		"syncdir " + sys + " #1": "the journal directory's creation (MkdirAll): the first barrier syncs the " +
-			"system directory's filesystem before any change the journal describes is pointed at",
-		"syncdir " + sys + "/journal #1": "the journal's first write: likewise made durable by the first barrier; " +
-			"synced here so that the journal is durable on its own, whatever comes after it",
-		"syncdir " + sys + "/journal #3": "the journal's removal: a journal that came back would only redo a finished " +
-			"run; it matters when a later command changes a tree (destroy, uninit), which this run does not",
-	}
+	// The update syncs nothing but its two barriers (docs/DURABILITY.md),
+	// each of which the explorer must show needed: none is covered.
+	covered := map[string]string{}
 	probe, err := Explore(Config{Owner: cfg.Owner, Scratch: cfg.Scratch, States: 1})
 	if err != nil {
 		t.Fatal(err)

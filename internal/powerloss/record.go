@@ -269,6 +269,33 @@ func (r *recorder) symlink(target, p string) error {
 	return nil
 }
 
+// SameFS is the model's answer: the mounts of the configuration are
+// filesystems of their own, whatever the host's are.
+func (r *recorder) SameFS(a, b string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.trace.files
+	return f.fsOf(a) == f.fsOf(b), nil
+}
+
+// CreateStream is a create: a new entry, and its data, each a unit.
+func (r *recorder) CreateStream(p string, perm fs.FileMode, write func(w io.Writer) error) error {
+	var buf bytes.Buffer
+	return r.call(func() error {
+		return r.inner.CreateStream(p, perm, func(w io.Writer) error { return write(io.MultiWriter(w, &buf)) })
+	}, func() error {
+		return r.create(p, buf.Bytes(), perm, "create")
+	})
+}
+
+// Build and CloneTree are recorded as the single operations they are made
+// of, each directory and file a change of its own.
+func (r *recorder) Build(dir string, perm fs.FileMode, entries []durable.Entry) error {
+	return durable.BuildEach(r, dir, perm, entries)
+}
+
+func (r *recorder) CloneTree(src, dst string) error { return durable.CloneEach(r, src, dst) }
+
 // Link fails with durable.ErrCrossDevice between two filesystems of the
 // model, as the host would between two real ones: the caller copies.
 func (r *recorder) Link(old, p string) error {
