@@ -20,19 +20,11 @@ import (
 const previousRelease = "dd437762de289aeca062af0f7e7f46fac059bb25"
 
 // oldBinary builds the fault-injecting treeshift of previousRelease from
-// the repository's history, or skips saying why it cannot. The binary is
-// kept in the user's cache directory, as the commit never changes: the
-// build takes longer than the test.
+// the repository's history into the test's temporary directory, or skips
+// saying why it cannot. Go's build cache makes a second build mostly a
+// link; nothing is kept outside the test's own directories.
 func oldBinary(t *testing.T) string {
 	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	cached := filepath.Join(cache, "treeshift-test", previousRelease[:12]+"-faultinject")
-	if fi, err := os.Stat(cached); err == nil && fi.Mode().IsRegular() {
-		return cached
-	}
 	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
 	if err != nil {
 		t.Skipf("no git repository to build the previous release from: %v", err)
@@ -59,15 +51,6 @@ func oldBinary(t *testing.T) string {
 	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false", "GOWORK=off")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build the previous release: %v\n%s", err, out)
-	}
-	// Kept for the next run, renamed into place whole.
-	if os.MkdirAll(filepath.Dir(cached), 0o755) == nil {
-		if b, err := os.ReadFile(bin); err == nil {
-			tmp := cached + fmt.Sprintf(".%d", os.Getpid())
-			if os.WriteFile(tmp, b, 0o755) == nil && os.Rename(tmp, cached) != nil {
-				os.Remove(tmp)
-			}
-		}
 	}
 	return bin
 }
