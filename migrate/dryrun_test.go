@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,10 +53,37 @@ func TestDryRunPredictsTheRealRun(t *testing.T) {
 		states[fmt.Sprintf("interrupted at step %d", k)] = root
 	}
 
+	// Interrupted with a staged state file, then its journal changed by
+	// hand: refused, by the dry run and the real run alike, and the real
+	// run's refusal changes nothing either (the staged state stays).
+	for k := 1; k <= steps; k++ {
+		root := copyRoot(t, staged)
+		run(t, bin, []string{fmt.Sprintf("TREESHIFT_CRASH_AFTER=%d", k)}, "--root", root, "update")
+		sys := filepath.Join(root, "var/lib/treeshift")
+		j, err := os.ReadFile(filepath.Join(sys, "journal/update"))
+		if _, serr := os.Stat(filepath.Join(sys, ".state.new")); err != nil || serr != nil || !strings.Contains(string(j), `"tree":"net"`) {
+			continue
+		}
+		os.WriteFile(filepath.Join(sys, "journal/update"), []byte(strings.Replace(string(j), `"tree":"net"`, `"tree":"../x"`, 1)), 0o600)
+		states["bad journal, tampered after an interruption"] = root
+		break
+	}
+	if _, ok := states["bad journal, tampered after an interruption"]; !ok {
+		t.Fatal("no step leaves a journal and a staged state")
+	}
+
 	for name, state := range states {
 		for _, args := range [][]string{{"update"}, {"update", "--to", "1"}, {"update", "net"}} {
 			dry, real := copyRoot(t, state), copyRoot(t, state)
+			for _, r := range []string{dry, real} {
+				// As on a system treeshift ran on: the lock exists
+				// (taking it is no change).
+				if lock := filepath.Join(r, "var/lib/treeshift/lock"); !exists(lock) {
+					os.WriteFile(lock, nil, 0o600)
+				}
+			}
 			before := hostSnapshot(t, dry)
+			realBefore := hostSnapshot(t, real)
 			dout, dcode := run(t, bin, nil, append([]string{"--root", dry}, append(args, "-d")...)...)
 			rout, rcode := run(t, bin, nil, append([]string{"--root", real, "-v", "3"}, args...)...)
 			what := fmt.Sprintf("%s, %v", name, args)
@@ -71,6 +99,9 @@ func TestDryRunPredictsTheRealRun(t *testing.T) {
 			}
 			if after := hostSnapshot(t, dry); after != before {
 				t.Errorf("%s: the dry run changed the disk", what)
+			}
+			if after := hostSnapshot(t, real); strings.HasPrefix(name, "bad journal") && after != realBefore {
+				t.Errorf("%s: the real run, refused, changed the disk:\n%s", what, snapshotDiff(realBefore, after))
 			}
 		}
 	}
@@ -124,4 +155,34 @@ func hostSnapshot(t *testing.T, root string) string {
 		return nil
 	})
 	return b.String()
+}
+
+// snapshotDiff lists the lines of two snapshots that differ.
+func snapshotDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for _, l := range strings.Split(s, "\n") {
+			m[l] = true
+		}
+		return m
+	}
+	am, bm := in(a), in(b)
+	var out []string
+	for l := range am {
+		if !bm[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range bm {
+		if !am[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }

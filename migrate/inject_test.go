@@ -4,14 +4,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/owner"
 	"github.com/treeshift/treeshift/migrate"
+	"github.com/treeshift/treeshift/tree"
 )
 
 // Error injection: every call of a full update that writes, renames,
@@ -189,7 +193,10 @@ func TestInjectedErrorsAtEveryCall(t *testing.T) {
 		}
 		if report != nil {
 			for _, r := range report.Trees {
-				said += "\n" + r.Error
+				said += "\n" + r.Error + r.Cleanup
+				if r.Cleanup != "" && r.Outcome != migrate.Updated {
+					t.Fatalf("%s: tree %s is reported %s, though its transition committed (%s)", what, r.Tree, r.Outcome, r.Cleanup)
+				}
 			}
 		}
 		host := root + f.Failed[strings.LastIndex(f.Failed, " /")+1:]
@@ -237,4 +244,68 @@ func TestInjectedErrorsAtEveryCall(t *testing.T) {
 		checkLinks(t, root, what+", then a good update")
 	}
 	t.Logf("%d calls in a full update; %d injected failures: %v", len(calls), len(list), outcomes)
+}
+
+// failTrash fails every removal of the trash, as an entry made immutable
+// there would.
+type failTrash struct{ durable.FS }
+
+func (f failTrash) RemoveAll(p string) error {
+	if strings.HasSuffix(p, "/trash") {
+		return &fs.PathError{Op: "remove", Path: f.Host(p), Err: syscall.EPERM}
+	}
+	return f.FS.RemoveAll(p)
+}
+
+// A trash that cannot be emptied holds no tree: nothing in it is used, so
+// the run warns and goes on, every tree moves (updated, not failed), and
+// no journal is left for other commands to stop at.
+func TestTrashThatCannotBeEmptiedHoldsNothing(t *testing.T) {
+	root := stageRoot(t)
+	if _, err := openAt(t, root, nil).Update(nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	o, err := owner.ForUID(0, root, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &recorder{}
+	e, err := migrate.Open(o, migrate.Options{Report: rep, WrapFS: func(fs durable.FS) durable.FS { return failTrash{fs} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	report, err := e.Update(nil, 3)
+	if err != nil {
+		t.Fatalf("update with a trash that cannot be emptied: %v", err)
+	}
+	for _, r := range report.Trees {
+		if r.Outcome != migrate.Updated || r.Cleanup != "" {
+			t.Errorf("tree %s: %s %s", r.Tree, r.Outcome, r.Cleanup)
+		}
+	}
+	if !strings.Contains(strings.Join(rep.warnings, "\n"), "/var/lib/treeshift/trash could not be emptied (") {
+		t.Errorf("no warning about the trash: %q", rep.warnings)
+	}
+	if pending, err := openAt(t, root, nil).Pending(); err != nil || len(pending) > 0 {
+		t.Fatalf("journal left: %v %v", pending, err)
+	}
+	// Emptied by the next change once removal works again.
+	if _, err := openAt(t, root, nil).Update(nil, 3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recorder keeps an engine's warnings.
+type recorder struct {
+	mu       sync.Mutex
+	warnings []string
+}
+
+func (r *recorder) Action(string)                              {}
+func (r *recorder) Note(int, string, ...any)                   {}
+func (r *recorder) Waiting(string, tree.Holder, time.Duration) {}
+func (r *recorder) Warn(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.warnings = append(r.warnings, msg)
 }

@@ -65,14 +65,22 @@ func (e *Engine) replace(old *tree.Tree, t *model.Tree, v int) (*tree.Tree, erro
 // swaps left beside both links.
 // It empties the trash a transition left (tree.Store.TrashDir).
 func (e *Engine) Collect(name string) error {
-	if err := e.Store.SweepTrash(); err != nil {
-		return err
-	}
+	e.sweepTrash()
 	l, err := e.Store.List()
 	if err != nil {
 		return err
 	}
 	return e.collect(name, l, false)
+}
+
+// sweepTrash empties the trash a transition left. Nothing in it is used,
+// so a failure to remove it (an entry made immutable, a disk error) is
+// said and left for later, never a reason to fail: garbage that belongs to
+// no tree must not hold any.
+func (e *Engine) sweepTrash() {
+	if err := e.Store.SweepTrash(); err != nil {
+		e.warn("the trash %s could not be emptied (%v): nothing in it is used; remove it by hand once the cause is fixed", e.Host(e.Store.TrashDir()), err)
+	}
 }
 
 // collect is Collect with the trees directory as listed in l, for a run

@@ -121,11 +121,8 @@ func (e *Engine) finish(j *journal, force bool) map[string]error {
 	// remove (the previous run's, emptied here): a rename per tree rather
 	// than a removal per file. A private copy on another filesystem than
 	// the trash's (a live directory on tmpfs) is removed.
-	err := e.Store.SweepTrash()
-	var l *tree.Listing
-	if err == nil {
-		l, err = e.Store.List()
-	}
+	e.sweepTrash()
+	l, err := e.Store.List()
 	sep := false
 	if err == nil {
 		sep, err = e.separateLive()

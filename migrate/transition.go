@@ -40,6 +40,10 @@ type Result struct {
 	// Drift lists the services of a tree the run moved whose definitions
 	// changed since their records were built; the records are kept.
 	Drift []Drift `json:"drift,omitempty"`
+	// Cleanup says why removing what a committed transition no longer
+	// uses failed: the tree moved (outcome updated), and the next update
+	// finishes the cleanup.
+	Cleanup string `json:"cleanup,omitempty"`
 }
 
 // lines buffers one tree's messages while trees are worked on at once, so
@@ -382,9 +386,10 @@ func (e *Engine) transition(names []string, t target) []Result {
 	e.note(4, "committed %d tree(s) in %s", len(jobs), time.Since(start).Round(10*time.Microsecond))
 	// 7.
 	if errs := e.finish(jr, false); len(errs) > 0 {
+		// The trees moved: "failed" would say they are as they were.
 		for _, j := range jobs {
 			if err := errs[j.entry.Tree]; err != nil && !j.failed {
-				j.fail(fmt.Errorf("tree %s: transition committed, cleanup failed: %w (run %s again)", j.entry.Tree, err, e.Suggest.Cmd("update")))
+				j.res.Cleanup = fmt.Sprintf("tree %s: transition committed, cleanup failed: %v (run %s again)", j.entry.Tree, err, e.Suggest.Cmd("update"))
 			}
 		}
 	}

@@ -19,6 +19,18 @@ type UpdateReport struct {
 	Trees   []Result `json:"trees"`
 }
 
+// CleanupError reports trees an update moved whose cleanup failed: each
+// one's reason is in the report (Result.Cleanup); the next update
+// finishes it.
+type CleanupError struct {
+	Trees []string
+	Cmd   string
+}
+
+func (e *CleanupError) Error() string {
+	return fmt.Sprintf("tree(s) %s moved, but removing what the update no longer uses failed: run %s again", join(e.Trees), e.Cmd)
+}
+
 // NotUpdatedError reports the trees an update did not move; each one's
 // reason is in the report.
 type NotUpdatedError struct{ Trees []string }
@@ -65,6 +77,11 @@ func (e *Engine) UpdateWith(c *Config, file string, names []string, to int) (*Up
 	}
 	defer unlock()
 	report := &UpdateReport{Schema: 1, DryRun: e.DryRun, To: to, Recovered: []string{}, Trees: []Result{}}
+	// A journal that cannot be read refuses the run before anything is
+	// touched, leftovers included: a refusal changes nothing.
+	if _, err := e.readJournal(); err != nil {
+		return report, err
+	}
 	// Temporary files an interrupted atomic write left (beside the state,
 	// in the journal directory) are removed whatever else the run does.
 	if err := e.sweep(); err != nil {
@@ -130,6 +147,15 @@ func (e *Engine) UpdateWith(c *Config, file string, names []string, to int) (*Up
 	}
 	if err := e.stamp(to, whole); err != nil {
 		return report, err
+	}
+	var dirty []string
+	for _, r := range report.Trees {
+		if r.Cleanup != "" {
+			dirty = append(dirty, r.Tree)
+		}
+	}
+	if len(dirty) > 0 {
+		return report, &CleanupError{Trees: dirty, Cmd: e.Suggest.Cmd("update")}
 	}
 	return report, nil
 }

@@ -52,6 +52,9 @@ func (c *UpdateCmd) Run(e *env) error {
 		if r.Error != "" {
 			e.log.fatal(fmt.Errorf("%s", r.Error))
 		}
+		if r.Cleanup != "" {
+			e.log.fatal(fmt.Errorf("%s", r.Cleanup))
+		}
 	}
 	summarize(e, report.Trees, c.To, c.DryRun)
 	if c.JSON {
