@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -74,7 +75,10 @@ func (d *DirStore) safeDir(dir string, create bool) (exists bool, err error) {
 }
 
 // checkAbove checks the directories above the store, from the nearest
-// one that exists up to /, along their real path.
+// one that exists up to /: along the path as given, every link on it must
+// be root's or this user's, in a directory only they may change (or a
+// sticky one), so that no one else can make the path lead elsewhere
+// between this check and the use; then along the real path.
 func checkAbove(dir string) error {
 	for {
 		if _, err := os.Lstat(dir); err == nil || filepath.Dir(dir) == dir {
@@ -82,21 +86,32 @@ func checkAbove(dir string) error {
 		}
 		dir = filepath.Dir(dir)
 	}
+	cur := "/"
+	for _, c := range strings.Split(strings.Trim(filepath.Clean(dir), "/"), "/") {
+		if c == "" {
+			continue
+		}
+		if err := checkDirAbove(cur); err != nil {
+			return err
+		}
+		cur = filepath.Join(cur, c)
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if uid, _ := durable.Owner(fi); !trustedUID(uid) {
+				return &UnsafeStoreError{cur, fmt.Sprintf("a symbolic link on the store's path owned by uid %d, neither root nor this user", uid)}
+			}
+		}
+	}
 	real, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return err
 	}
 	for p := real; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
+		if err := checkDirAbove(p); err != nil {
 			return err
-		}
-		uid, _ := durable.Owner(fi)
-		switch {
-		case !trustedUID(uid):
-			return &UnsafeStoreError{p, fmt.Sprintf("a directory above the store owned by uid %d, neither root nor this user", uid)}
-		case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0:
-			return &UnsafeStoreError{p, fmt.Sprintf("a directory above the store writable by others (mode %04o) and not sticky", fi.Mode().Perm())}
 		}
 		if filepath.Dir(p) == p {
 			return nil
@@ -104,9 +119,28 @@ func checkAbove(dir string) error {
 	}
 }
 
+// checkDirAbove checks one directory above the store: root's or this
+// user's, and writable by no one else unless sticky.
+func checkDirAbove(p string) error {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	uid, _ := durable.Owner(fi)
+	switch {
+	case !trustedUID(uid):
+		return &UnsafeStoreError{p, fmt.Sprintf("a directory above the store owned by uid %d, neither root nor this user", uid)}
+	case fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0:
+		return &UnsafeStoreError{p, fmt.Sprintf("a directory above the store writable by others (mode %04o) and not sticky", fi.Mode().Perm())}
+	}
+	return nil
+}
+
 // openFile opens a file of the store without following a symbolic link.
 func openFile(p string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	// The store's files are its owner's only: a lock file others could
+	// open is one any user could flock, holding every stage back.
+	f, err := os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o600)
 	if errors.Is(err, unix.ELOOP) {
 		return nil, &UnsafeStoreError{p, "a symbolic link where a file of the store belongs"}
 	}
@@ -116,6 +150,12 @@ func openFile(p string, flag int) (*os.File, error) {
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
 		err = &UnsafeStoreError{p, "not a regular file"}
+	}
+	if err == nil && flag&(os.O_RDWR|os.O_WRONLY) != 0 && fi.Mode().Perm()&0o077 != 0 {
+		if uid, _ := durable.Owner(fi); uid == os.Geteuid() {
+			// Made readable by an older treeshift: closed now.
+			err = f.Chmod(0o600)
+		}
 	}
 	if err != nil {
 		f.Close()

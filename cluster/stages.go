@@ -100,10 +100,26 @@ func (c *Cluster) Init(ctx context.Context, o InitOptions) error {
 	})
 }
 
+// sharedSite is the root of the cluster-shared trees, in the directory
+// store: root runs its engine there, so it is checked as the store is
+// (made, with create).
+func (c *Cluster) sharedSite(create bool) (*site, error) {
+	if d, ok := c.Store.(*DirStore); ok {
+		if _, err := d.safeDir(c.Shared, create); err != nil {
+			return nil, err
+		}
+	} else if create {
+		if err := mkdirAll(c.Shared); err != nil {
+			return nil, err
+		}
+	}
+	return &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}, nil
+}
+
 // initShared makes the cluster-shared trees of a directory store.
 func (c *Cluster) initShared(v int) error {
-	s := &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
-	if err := mkdirAll(c.Shared); err != nil {
+	s, err := c.sharedSite(true)
+	if err != nil {
 		return err
 	}
 	e, err := s.engine()
@@ -191,6 +207,9 @@ func (s *site) check(to int) []string {
 	e, err := s.engine()
 	if err != nil {
 		return []string{fmt.Sprintf("member %s: %v", s.member, err)}
+	}
+	if p := e.StampProblem(); p != "" {
+		return []string{fmt.Sprintf("member %s: %s", s.member, p)}
 	}
 	names, err := e.Store.Names()
 	if err != nil {
@@ -489,7 +508,10 @@ func (c *Cluster) SwitchStage(ctx context.Context) error {
 			}
 		}
 		if c.Shared != "" {
-			s := &site{member: "shared", root: c.Shared, live: c.Live, wait: c.wait(), report: c.Report, getenv: c.Getenv}
+			s, err := c.sharedSite(false)
+			if err != nil {
+				return err
+			}
 			e, err := s.engine()
 			if err != nil {
 				return err

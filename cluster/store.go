@@ -265,6 +265,10 @@ func (d *DirStore) read() (*dirFile, error) {
 	if err := f.State.check(); err != nil {
 		return nil, fmt.Errorf("%s: %v", d.path(), err)
 	}
+	// Two paths to one directory, edited in: one root is one member.
+	if err := checkRoots(f.Members); err != nil {
+		return nil, fmt.Errorf("%s: %v", d.path(), err)
+	}
 	return &f, nil
 }
 

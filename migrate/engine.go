@@ -239,7 +239,7 @@ func (e *Engine) lock(gate bool, names []string, applying ...bool) (unlock func(
 	}
 	e.note(4, "holding the owner lock %s", e.Store.LockPath())
 	unlock = func() { l.Unlock() }
-	if p := e.stampProblem(); p != "" {
+	if p := e.StampProblem(); p != "" {
 		unlock()
 		return nil, errors.New(p)
 	}
@@ -302,11 +302,11 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("the update of tree(s) %s was interrupted: run %s first", strings.Join(e.Trees, " "), e.Cmd)
 }
 
-// stampProblem says what is wrong with the owner's format stamp, or "": a
+// StampProblem says what is wrong with the owner's format stamp, or "": a
 // stamp of a format this treeshift does not know was written by a newer
 // one, whose trees this one must not touch (nor "fix" the stamp back).
 // A state file that cannot be read is reported where it is read.
-func (e *Engine) stampProblem() string {
+func (e *Engine) StampProblem() string {
 	st, err := e.Store.ReadState()
 	if err != nil || st.Stamp == 0 || e.Registry.Version(st.Stamp) != nil {
 		return ""
@@ -318,7 +318,7 @@ func (e *Engine) stampProblem() string {
 // Warning returns the warning a command that only reads gives while an
 // update is unfinished, or "".
 func (e *Engine) Warning() string {
-	if p := e.stampProblem(); p != "" {
+	if p := e.StampProblem(); p != "" {
 		return p
 	}
 	if names, _ := e.Pending(); len(names) > 0 {

@@ -54,6 +54,10 @@ func nonNilDrift(d []Drift) []Drift {
 // Plans plans the move of the trees names (all, in start order, when there
 // are none) to format to.
 func (e *Engine) Plans(names []string, to int) ([]*Plan, error) {
+	// What update would refuse, plan does not approve.
+	if p := e.StampProblem(); p != "" {
+		return nil, errors.New(p)
+	}
 	if len(names) == 0 {
 		var err error
 		if names, err = e.Ordered(); err != nil {

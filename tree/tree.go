@@ -360,16 +360,20 @@ const trashName = "trash"
 // nothing points at, into the trash as name, unsynced; if the trash holds
 // a name already, p is removed instead.
 func (s *Store) Trash(p, name string) error {
-	if err := durable.MkdirAll(s.FS, s.TrashDir(), 0o700, false); err != nil {
-		return err
-	}
 	dst := path.Join(s.TrashDir(), name)
-	if ok, err := durable.Exists(s.FS, dst); err != nil {
-		return err
-	} else if ok {
-		return s.FS.RemoveAll(p)
+	err := durable.MkdirAll(s.FS, s.TrashDir(), 0o700, false)
+	if err == nil {
+		var ok bool
+		if ok, err = durable.Exists(s.FS, dst); err == nil && !ok {
+			if err = s.FS.Rename(p, dst); err == nil {
+				return nil
+			}
+		}
 	}
-	return s.FS.Rename(p, dst)
+	// A trash that cannot take it (a name there already, or the trash
+	// itself unusable: made immutable, say) must not keep p: removed in
+	// place, as before there was a trash.
+	return s.FS.RemoveAll(p)
 }
 
 // TrashGen moves generation gen of tree name into the trash.
