@@ -304,11 +304,16 @@ func (e *InterruptedError) Error() string {
 
 // StampProblem says what is wrong with the owner's format stamp, or "": a
 // stamp of a format this treeshift does not know was written by a newer
-// one, whose trees this one must not touch (nor "fix" the stamp back).
-// A state file that cannot be read is reported where it is read.
+// one, whose trees this one must not touch (nor "fix" the stamp back); a
+// state file that cannot be read is refused likewise.
 func (e *Engine) StampProblem() string {
 	st, err := e.Store.ReadState()
-	if err != nil || st.Stamp == 0 || e.Registry.Version(st.Stamp) != nil {
+	if err != nil {
+		// A state file that cannot be read says nothing of the format
+		// the trees are in: no change is made on a guess.
+		return err.Error()
+	}
+	if st.Stamp == 0 || e.Registry.Version(st.Stamp) != nil {
 		return ""
 	}
 	return fmt.Sprintf("%s: format stamp %d is not a format this treeshift knows (newest %d): a newer treeshift wrote it, and only it may change these trees",
