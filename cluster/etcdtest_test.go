@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/treeshift/treeshift/internal/faulttest"
+	"github.com/treeshift/treeshift/internal/scratch"
 )
 
 // The etcd tests run real etcd servers — Debian's etcd-server, which
@@ -71,12 +72,12 @@ type etcdCluster struct {
 	done  []chan struct{}
 }
 
-// scratch is where etcd keeps its data: tmpfs when there is one, as etcd
+// etcdDir is where etcd keeps its data: tmpfs when there is one, as etcd
 // syncs every write and the disk is shared with everything else the tests
 // run; durability across a host's crash is not what these tests test.
-func scratch(t testing.TB) string {
+func etcdDir(t testing.TB) string {
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		d, err := os.MkdirTemp("/dev/shm", "treeshift-etcd")
+		d, err := scratch.DirIn("/dev/shm", "treeshift-etcd")
 		if err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })
 			return d
@@ -106,7 +107,7 @@ func startEtcdOn(t testing.TB, n int, cleanup func(func()), ip string) *etcdClus
 		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i+1, ports[2*i+1]))
 		c.eps = append(c.eps, fmt.Sprintf("127.0.0.1:%d", ports[2*i]))
 	}
-	data := scratch(t)
+	data := etcdDir(t)
 	for i := 0; i < n; i++ {
 		client, peer := fmt.Sprintf("http://127.0.0.1:%d", ports[2*i]), fmt.Sprintf("http://127.0.0.1:%d", ports[2*i+1])
 		if ip != "" {

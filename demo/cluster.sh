@@ -5,6 +5,18 @@
 set -eu
 bin=${TREESHIFT:-bin/treeshift}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/treeshift-cluster.XXXXXX")
+# Removed when the demo ends, however it ends (KEEP=1 keeps it).
+cleanup() {
+	trap - INT TERM EXIT
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "# left in place: $dir (rm -rf it when done)"
+	else
+		rm -rf "$dir"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 echo "# members and store under: $dir"
 for m in m1 m2 m3; do
 	root=$dir/$m
@@ -30,4 +42,4 @@ c switch
 c clean
 c status
 for m in m1 m2 m3; do echo "# $m:"; "$bin" --root "$dir/$m" tree list; done
-echo "# left in place for a look: $dir (rm -rf it when done)"
+[ "${KEEP:-}" = 1 ] || echo "# removing $dir (KEEP=1 make demo-cluster keeps it)"

@@ -15,12 +15,24 @@ echo "# staged root: $root"
 
 # Real processes under s6 when it is installed; the embedded backend (state
 # files, no processes) otherwise.
+backend=files
 if command -v s6-svscan >/dev/null && command -v execlineb >/dev/null; then
 	backend=s6
-	trap '"$bin" --root "$root" scandir stop' EXIT
-else
-	backend=files
 fi
+# The staged root goes when the demo ends, however it ends (KEEP=1 keeps
+# it for a look); with s6, its supervisor and services are stopped first.
+cleanup() {
+	trap - INT TERM EXIT
+	[ "$backend" = s6 ] && "$bin" --root "$root" scandir stop >/dev/null 2>&1
+	if [ "${KEEP:-}" = 1 ]; then
+		echo "# left in place: $root (rm -rf it when done)"
+	else
+		rm -rf "$root"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 echo "# supervisor backend: $backend"
 ts scandir start --supervisor "$backend"
 
@@ -55,7 +67,6 @@ else
 	echo "DIFFERENT:"; strip "$root/status-before.json" > "$root/b"; strip "$root/status-after.json" | diff "$root/b" - ; exit 1
 fi
 if [ "$backend" = s6 ]; then
-	echo "# stopping the demo's s6-svscan and its services; the root is left in place for a look: $root (rm -rf it when done)"
-else
-	echo "# left in place for a look: $root (rm -rf it when done)"
+	echo "# stopping the demo's s6-svscan and its services"
 fi
+[ "${KEEP:-}" = 1 ] || echo "# removing $root (KEEP=1 make demo keeps it)"

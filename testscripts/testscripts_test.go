@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/treeshift/treeshift/internal/scratch"
 )
 
 // binDir holds the treeshift the scripts run (internal/testbin): the
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "treeshift-testbin")
+	dir, err := scratch.Dir("treeshift-testbin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -49,7 +50,7 @@ func run(m *testing.M) int {
 	binDir = dir
 	// testscript makes its own root of work directories and leaves it
 	// behind, empty, after every run: one of ours, removed.
-	if workRoot, err = os.MkdirTemp("", "treeshift-scripts"); err != nil {
+	if workRoot, err = scratch.Dir("treeshift-scripts"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

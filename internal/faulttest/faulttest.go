@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,7 +42,7 @@ func Binary(t testing.TB) string {
 	once.Do(func() {
 		_, self, _, _ := runtime.Caller(0)
 		src := filepath.Join(filepath.Dir(self), "../../cmd/treeshift")
-		dir, e := os.MkdirTemp("", "treeshift-fault")
+		dir, e := scratch.Dir("treeshift-fault")
 		if e != nil {
 			err = e
 			return

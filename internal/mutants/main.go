@@ -19,11 +19,14 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -153,11 +156,15 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	dir, err := os.MkdirTemp("", "treeshift-mutants")
+	dir, err := scratch.Dir("treeshift-mutants")
 	if err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(dir)
+	workDir = dir
+	// Interrupted, the copy goes too (killed, the next run sweeps it).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sig; exit(130) }()
 	if err := copyModule(mod, dir); err != nil {
 		fail(err)
 	}
@@ -178,7 +185,7 @@ func main() {
 		seen[key] = true
 		if out, ok := goTest(dir, m); !ok {
 			fmt.Printf("baseline: %s -run '%s' fails without any mutation:\n%s\n", strings.Join(m.pkgs, " "), m.run, out)
-			os.Exit(1)
+			exit(1)
 		}
 	}
 	fmt.Printf("baseline: the tests pass on the unmutated code (%s)\n", time.Since(start).Round(time.Second))
@@ -218,8 +225,9 @@ func main() {
 	fmt.Printf("%d mutants: %d killed, %d survived, %d broken (%s)\n", len(todo), len(todo)-survived-broken, survived, broken,
 		time.Since(start).Round(time.Second))
 	if survived+broken > 0 {
-		os.Exit(1)
+		exit(1)
 	}
+	exit(0)
 }
 
 // goTest runs m's tests in the module copy dir.
@@ -322,5 +330,16 @@ func copyModule(mod, dir string) error {
 
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "mutants:", err)
-	os.Exit(2)
+	exit(2)
+}
+
+// workDir is the module's copy, removed by exit.
+var workDir string
+
+// exit removes the module's copy and exits: os.Exit runs no deferred call.
+func exit(code int) {
+	if workDir != "" {
+		os.RemoveAll(workDir)
+	}
+	os.Exit(code)
 }

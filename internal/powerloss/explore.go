@@ -14,6 +14,7 @@ import (
 	"github.com/treeshift/treeshift/format"
 	"github.com/treeshift/treeshift/internal/durable"
 	"github.com/treeshift/treeshift/internal/owner"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"github.com/treeshift/treeshift/migrate"
 )
 
@@ -153,16 +154,16 @@ func Explore(cfg Config) (*Result, error) {
 	if cfg.Stop == 0 {
 		cfg.Stop = 5
 	}
-	scratch := cfg.Scratch
-	if scratch == "" {
-		d, err := os.MkdirTemp("", "treeshift-powerloss")
+	work := cfg.Scratch
+	if work == "" {
+		d, err := scratch.Dir("treeshift-powerloss")
 		if err != nil {
 			return nil, err
 		}
 		defer os.RemoveAll(d)
-		scratch = d
+		work = d
 	}
-	c := &checker{cfg: cfg, scratch: scratch, cache: map[[32]byte]*outcome{}, updated: map[[32]byte]string{}}
+	c := &checker{cfg: cfg, scratch: work, cache: map[[32]byte]*outcome{}, updated: map[[32]byte]string{}}
 	res := &Result{}
 	defer func() { res.Elapsed = time.Since(start) }()
 

@@ -2,21 +2,22 @@ package powerloss
 
 import (
 	"fmt"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"os"
 	"strconv"
 	"strings"
 	"testing"
 )
 
-// scratch is where a test writes its crash states: on tmpfs when there is
+// stateDir is where a test writes its crash states: on tmpfs when there is
 // one, as a crash state is a couple of hundred small files written and
 // removed, three times faster there than on a disk. Where the checks' own
 // files live does not matter to what is checked: the model decides what
 // survives, and the checking runs do not sync.
-func scratch(t *testing.T) string {
+func stateDir(t *testing.T) string {
 	t.Helper()
 	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "treeshift-powerloss-test"); err == nil {
+		if d, err := scratch.DirIn("/dev/shm", "treeshift-powerloss-test"); err == nil {
 			t.Cleanup(func() { os.RemoveAll(d) })
 			return d
 		}
@@ -55,7 +56,7 @@ func staged(t *testing.T) Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Config{Owner: o, Scratch: scratch(t), Seed: seed(t)}
+	return Config{Owner: o, Scratch: stateDir(t), Seed: seed(t)}
 }
 
 func report(t *testing.T, res *Result) {

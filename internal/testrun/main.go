@@ -21,6 +21,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"io"
 	"os"
 	"os/exec"
@@ -53,7 +54,7 @@ func main() {
 		}
 		args = args[2:]
 	}
-	tmp, err := os.MkdirTemp("", "treeshift-testrun")
+	tmp, err := scratch.Dir("treeshift-testrun")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "testrun:", err)
 		os.Exit(2)

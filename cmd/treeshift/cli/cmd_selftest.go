@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/treeshift/treeshift/internal/powerloss"
+	"github.com/treeshift/treeshift/internal/scratch"
 	"github.com/treeshift/treeshift/migrate"
 )
 
@@ -31,7 +32,7 @@ func (c *SelftestCrashCmd) Run(e *env) error {
 	if c.States < 0 {
 		return &migrate.UsageError{Err: fmt.Errorf("--states %d: expected 0 (all) or more", c.States)}
 	}
-	dir, err := os.MkdirTemp("", "treeshift-selftest")
+	dir, err := scratch.Dir("treeshift-selftest")
 	if err != nil {
 		return err
 	}
