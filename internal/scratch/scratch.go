@@ -45,7 +45,14 @@ func sweep(tmp, prefix string) {
 		if !ok || err != nil || n <= 0 || n == os.Getpid() || alive(n) {
 			continue
 		}
-		os.RemoveAll(filepath.Join(tmp, e.Name()))
+		// Only this user's own: in a shared temporary directory anyone
+		// may make a directory of that name.
+		p := filepath.Join(tmp, e.Name())
+		var st syscall.Stat_t
+		if syscall.Lstat(p, &st) != nil || int(st.Uid) != os.Geteuid() {
+			continue
+		}
+		os.RemoveAll(p)
 	}
 }
 
