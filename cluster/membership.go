@@ -162,11 +162,8 @@ func (c *Cluster) canJoin(ctx context.Context, st *State, m Member) error {
 	if !v.Up {
 		return refuse("member %s cannot be added: it %s", m.ID, strings.TrimPrefix(v.Down, "member "+m.ID+" "))
 	}
-	for _, t := range v.Report.Trees {
-		if t.Format != st.Active {
-			return refuse("member %s cannot be added: its tree %s is in format %d, the cluster runs format %d: bring it to format %d first (treeshift update --to %d)",
-				m.ID, t.Name, t.Format, st.Active, st.Active, st.Active)
-		}
+	if off := offFormat(m.ID, v.Report, st.Active); len(off) > 0 {
+		return refuse("member %s cannot be added: %s", m.ID, strings.TrimPrefix(off[0], "member "+m.ID+": "))
 	}
 	if len(v.Report.Pending) > 0 || !v.Report.Healthy {
 		return refuse("member %s cannot be added: %s", m.ID, strings.Join(v.Report.Problems, "; "))
