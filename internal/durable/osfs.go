@@ -762,9 +762,10 @@ func (o *OS) OpenLock(p string, create bool) (LockFile, error) {
 		unix.Close(f)
 		return nil, pathError("open", o.Host(p), ErrNotRegular)
 	}
-	if st.Mode&0o077 != 0 && int(st.Uid) == os.Geteuid() {
+	if create && st.Mode&0o077 != 0 && int(st.Uid) == os.Geteuid() {
 		// A lock file made by an older treeshift (0644): closed to
-		// others from now on.
+		// others from now on, by a command that changes things (a dry
+		// run, which opens it without create, changes nothing).
 		if err := unix.Fchmod(f, 0o600); err != nil {
 			unix.Close(f)
 			return nil, pathError("chmod", o.Host(p), err)
